@@ -1,0 +1,3 @@
+from conduit.cli.main import main
+
+main()

@@ -1,0 +1,68 @@
+"""`create_app(settings)`: mounts every domain's routers; the lifespan owns the runtime and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import conduit
+from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
+from conduit.identity.routes import router as identity_router
+from conduit.kit import errors
+from conduit.kit import mailer as _mailer  # noqa: F401 - registers the mail job
+from conduit.kit import ratelimit as _ratelimit  # noqa: F401 - registers its periodic job
+from conduit.kit.jobs import JobWorker
+from conduit.kit.logging import RequestLogMiddleware
+from conduit.kit.runtime import Runtime
+from conduit.settings import Settings
+from conduit.system.routes import router as system_router
+
+DESCRIPTION = """Conduit is a self-hosted trust gateway for AI-agent integrations.
+
+Authenticate with `Authorization: Bearer <token>` (an access token from `POST /api/v1/sessions`
+or an API key) or `X-API-Key: <key>`. Every error is JSON: `{"code", "error", "detail"?}`.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: Runtime = app.state.runtime
+    worker_task: asyncio.Task[None] | None = None
+    worker: JobWorker | None = None
+    if runtime.settings.run_jobs:
+        worker = JobWorker(
+            runtime,
+            concurrency=runtime.settings.job_concurrency,
+            poll_seconds=runtime.settings.job_poll_seconds,
+        )
+        worker_task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        if worker is not None and worker_task is not None:
+            worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(worker_task, timeout=10)
+        await runtime.close()
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime.create(settings or Settings())
+    app = FastAPI(
+        title="Conduit",
+        version=conduit.__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.db = runtime.db
+    app.state.error_styles = []
+    errors.install(app)
+    app.add_middleware(RequestLogMiddleware)
+    app.include_router(system_router)
+    app.include_router(identity_router)
+    return app

@@ -1,0 +1,1 @@
+"""The `conduit` command line: one module per command group."""

@@ -1,0 +1,1 @@
+"""Accounts, sessions, 2FA, password flows, API tokens and the audit log."""

@@ -1,0 +1,191 @@
+"""Domain errors carry their HTTP status; one set of handlers renders every error as JSON.
+
+The default body is `{"code", "error", "detail"?}` plus any fields a seed documents for that
+error. A part of the API with another documented envelope registers an `ErrorStyle` for its
+path prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("conduit.errors")
+
+
+class ConduitError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+    message: str = "Internal server error"
+    # True when the work done before the error is part of the outcome and must be committed
+    # (a failed sign-in is counted, a reused refresh token revokes its family).
+    keep_changes: bool = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
+        **extra: Any,
+    ) -> None:
+        self.keep_changes = keep_changes
+        self.message = message or self.message
+        self.code = code or self.code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "error": self.message}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ConduitError):
+    status, code, message = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(ConduitError):
+    status, code, message = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="conduit"')
+
+
+class Forbidden(ConduitError):
+    status, code, message = 403, "forbidden", "You do not have permission to do this"
+
+
+class NotFound(ConduitError):
+    status, code, message = 404, "not_found", "Not found"
+
+
+class Conflict(ConduitError):
+    status, code, message = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ConduitError):
+    status, code, message = 413, "payload_too_large", "Payload too large"
+
+
+class Unprocessable(ConduitError):
+    status, code, message = 422, "validation_error", "Validation error"
+
+
+class TooManyRequests(ConduitError):
+    status, code, message = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.headers["Retry-After"] = str(self.retry_after)
+
+
+class ServiceUnavailable(ConduitError):
+    status, code, message = 503, "unavailable", "Service unavailable"
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error response."""
+
+    code: str
+    error: str
+    detail: Any | None = None
+
+
+_STATUS_DEFAULTS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "You do not have permission to do this"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_error", "Validation error"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Internal server error"),
+}
+
+
+def error_for_status(status: int, message: str | None = None) -> ConduitError:
+    code, default_message = _STATUS_DEFAULTS.get(status, ("error", "Request failed"))
+    error = ConduitError(message or default_message, code=code)
+    error.status = status
+    return error
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the error bodies a route can return."""
+    return {
+        status: {"model": ErrorBody, "description": _STATUS_DEFAULTS.get(status, ("", "Error"))[1]}
+        for status in statuses
+    }
+
+
+@dataclass(frozen=True)
+class ErrorStyle:
+    """Renders errors for paths under `prefix` in another envelope."""
+
+    prefix: str
+    render: Callable[[ConduitError], dict[str, Any]]
+
+
+def _style_for(request: Request) -> ErrorStyle | None:
+    styles: Sequence[ErrorStyle] = getattr(request.app.state, "error_styles", ())
+    path = request.url.path
+    return next((s for s in styles if path.startswith(s.prefix)), None)
+
+
+def render(request: Request, error: ConduitError) -> JSONResponse:
+    style = _style_for(request)
+    body = style.render(error) if style else error.body()
+    return JSONResponse(body, status_code=error.status, headers=error.headers or None)
+
+
+def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # The offending input is never echoed back: it may be a password or a token.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors
+    ]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ConduitError)
+    async def _conduit_error(request: Request, exc: ConduitError) -> JSONResponse:
+        return render(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error = Unprocessable("The request is invalid", detail=_validation_detail(exc.errors()))
+        return render(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
+        error = error_for_status(exc.status_code, message)
+        if exc.headers:
+            error.headers.update(exc.headers)
+        return render(request, error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", path=request.url.path, exc_info=exc)
+        return render(request, ConduitError())

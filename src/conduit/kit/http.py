@@ -1,0 +1,129 @@
+"""Outbound HTTP for user-supplied URLs (webhook targets, scan targets), guarded against SSRF.
+
+The guard runs at connect time on the address actually dialled, after DNS resolution, so a
+hostname that resolves (or re-resolves) to a private address is refused too. Redirects are not
+followed and proxies from the environment are ignored: either would route around the guard.
+Operators who need internal targets set `CONDUIT_ALLOW_PRIVATE_TARGETS=true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import typing
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from conduit.kit.errors import Unprocessable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class BlockedAddress(httpx.ConnectError):
+    """The target resolved to an address outside what the operator allows."""
+
+
+def is_public_address(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def parse_address(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return None
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself and dials only addresses the policy allows."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._allow_private = allow_private
+
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        literal = parse_address(host)
+        if literal is not None:
+            return [str(literal)]
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port)
+        allowed = [a for a in addresses if self._allow_private or is_public_address(ipaddress.ip_address(a))]
+        if not allowed:
+            raise BlockedAddress(f"{host} resolves to a private or reserved address; refused")
+        last_error: Exception | None = None
+        for address in allowed:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddress("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, *, allow_private: bool, limits: httpx.Limits) -> None:
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allow_private),
+        )
+
+
+def safe_client(
+    *, allow_private: bool, timeout: float = 15.0, max_connections: int = 100, user_agent: str = "Conduit"
+) -> httpx.AsyncClient:
+    """A shared client for user-supplied URLs: SSRF-guarded, no redirects, no env proxies."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 2)
+    return httpx.AsyncClient(
+        transport=GuardedTransport(allow_private=allow_private, limits=limits),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": user_agent},
+    )
+
+
+def validate_target_url(url: str, *, allow_private: bool) -> str:
+    """Early, friendly check of a user-supplied URL; the connect-time guard still applies."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unprocessable("URL must be an absolute http:// or https:// URL", code="invalid_url")
+    if parts.username or parts.password:
+        raise Unprocessable("URL must not contain credentials", code="invalid_url")
+    literal = parse_address(parts.hostname)
+    host_is_local = parts.hostname.lower() == "localhost" or parts.hostname.lower().endswith(".localhost")
+    if not allow_private and (host_is_local or (literal is not None and not is_public_address(literal))):
+        raise Unprocessable(
+            "URL points to a private, loopback or reserved address", code="private_address_not_allowed"
+        )
+    return url

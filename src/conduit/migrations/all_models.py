@@ -1,0 +1,8 @@
+"""Imports every models module so `Base.metadata` describes the whole schema."""
+
+from conduit.identity import models as identity_models  # noqa: F401
+from conduit.kit import jobs, ratelimit  # noqa: F401
+from conduit.kit.db import Base
+from conduit.orgs import models as orgs_models  # noqa: F401
+
+metadata = Base.metadata

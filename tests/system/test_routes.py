@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import httpx
+
+
+async def test_ping_needs_no_auth(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/ping")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_health_reports_database_and_version(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["message"] == "API server is healthy"
+    assert body["data"]["database"] == "ok"
+    assert body["timestamp"].endswith("Z")
+
+
+async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/does-not-exist")
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "error": "Not found"}
+
+
+async def test_wrong_method_is_a_json_405(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/v1/ping")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/ping")
+    assert len(response.headers["x-request-id"]) == 16
+
+
+async def test_openapi_documents_error_bodies(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"]["/api/v1/accounts"]["post"]
+    assert operation["operationId"] == "createAccount"
+    assert operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorBody"
+    )
