@@ -68,19 +68,23 @@ def write_to_outbox(settings: Settings, message: EmailMessage, name: str) -> Pat
     return path
 
 
+async def deliver(settings: Settings, message: EmailMessage, name: str) -> None:
+    """Send through the relay, or write to the outbox when none is configured."""
+    if settings.smtp_relay_host:
+        await asyncio.to_thread(_send_via_relay, settings, message)
+        log.info("mail_sent", relay=settings.smtp_relay_host, subject=message["Subject"])
+    else:
+        path = write_to_outbox(settings, message, name)
+        log.info(
+            "mail_written",
+            path=str(path.resolve()),
+            subject=message["Subject"],
+            hint="no SMTP relay configured (CONDUIT_SMTP_RELAY_HOST); open the .eml file",
+        )
+
+
 @registry.handler("mail.send", max_attempts=10)
 async def send_mail(ctx: JobContext) -> None:
     settings = ctx.runtime.settings
     text = ctx.runtime.keyring.unseal(ctx.payload["body"], context=SEAL_CONTEXT)
-    message = build_message(settings, ctx.payload["to"], ctx.payload["subject"], text)
-    if settings.smtp_relay_host:
-        await asyncio.to_thread(_send_via_relay, settings, message)
-        log.info("mail_sent", relay=settings.smtp_relay_host, subject=ctx.payload["subject"])
-    else:
-        path = write_to_outbox(settings, message, ctx.id)
-        log.info(
-            "mail_written",
-            path=str(path.resolve()),
-            subject=ctx.payload["subject"],
-            hint="no SMTP relay configured (CONDUIT_SMTP_RELAY_HOST); open the .eml file",
-        )
+    await deliver(settings, build_message(settings, ctx.payload["to"], ctx.payload["subject"], text), ctx.id)
