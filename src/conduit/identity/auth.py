@@ -88,11 +88,12 @@ def decode_access_token(keyring: Keyring, token: str) -> dict[str, Any] | None:
             keyring.derive("jwt-access"),
             algorithms=["HS256"],
             issuer=ISSUER,
-            options={"require": ["exp", "sub", "sid", "typ"], "verify_exp": False},
+            options={"require": ["exp", "sub", "sid", "typ"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError:
         return None
-    # Expiry is checked against our clock, so tests can move time.
+    # Time is checked against our clock, not PyJWT's wall clock, so tests can move time: with
+    # PyJWT's `iat` check, a token issued after the clock moved forward was "not yet valid".
     if claims.get("typ") != ACCESS_TOKEN_TYPE or claims["exp"] <= utcnow().timestamp():
         return None
     return claims
