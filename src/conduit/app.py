@@ -18,6 +18,8 @@ from conduit.kit import ratelimit as _ratelimit  # noqa: F401 - registers its pe
 from conduit.kit.jobs import JobWorker
 from conduit.kit.logging import RequestLogMiddleware
 from conduit.kit.runtime import Runtime
+from conduit.orgs import invitations as _invitations  # noqa: F401 - registers the invitation mail job
+from conduit.orgs.routes import router as orgs_router
 from conduit.settings import Settings
 from conduit.system.routes import router as system_router
 
@@ -65,4 +67,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)
     app.include_router(identity_router)
+    app.include_router(orgs_router)
     return app

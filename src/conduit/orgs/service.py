@@ -1,16 +1,30 @@
-"""Organizations and memberships: creating them, finding a caller's organization."""
+"""Organizations, memberships, invitations, service-account keys, and who may act in which org.
+
+`resolve_access` is where a caller becomes an `OrgAccess` (organization + effective role);
+anything outside the caller's organizations is a 404, never a 403.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conduit.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.orgs.models import Membership, Organization
+from conduit.orgs.permissions import ROLE_KEYS, can, weaker_of
+
+if TYPE_CHECKING:
+    from conduit.identity.auth import Principal
 
 SLUG_MAX = 48
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 
 
 def slugify(text: str) -> str:
@@ -26,6 +40,21 @@ async def unique_slug(session: AsyncSession, base: str) -> str:
     return candidate
 
 
+def validate_slug(slug: str) -> str:
+    if not SLUG_PATTERN.match(slug):
+        raise Unprocessable(
+            "slug must be 1-48 lowercase letters, digits or dashes, not starting or ending with a dash",
+            code="invalid_slug",
+        )
+    return slug
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLE_KEYS:
+        raise Unprocessable(f"role must be one of: {', '.join(ROLE_KEYS)}", code="invalid_role")
+    return role
+
+
 async def create_org(
     session: AsyncSession,
     *,
@@ -35,9 +64,16 @@ async def create_org(
     plan: str = "free",
     personal: bool = False,
 ) -> Organization:
+    if slug is not None:
+        validate_slug(slug)
+        if await session.scalar(select(Organization.id).where(Organization.slug == slug)):
+            raise Conflict("An organization with this slug already exists", code="slug_taken")
     org = Organization(name=name, slug=slug or await unique_slug(session, name), plan=plan, personal=personal)
     session.add(org)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("An organization with this slug already exists", code="slug_taken") from exc
     session.add(Membership(org_id=org.id, account_id=owner_id, role="admin"))
     await session.flush()
     return org
@@ -81,3 +117,118 @@ async def delete_orphaned_orgs(session: AsyncSession, account_id: str) -> None:
             org = await session.get(Organization, org_id)
             if org is not None:
                 await session.delete(org)
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    org: Organization
+    role: str
+    principal: Principal
+
+    def can(self, permission: str) -> bool:
+        return can(self.role, permission)
+
+    def require(self, permission: str) -> OrgAccess:
+        if not self.can(permission):
+            raise Forbidden(f"Your role ({self.role}) does not allow {permission}", code="permission_denied")
+        return self
+
+
+async def effective_role(session: AsyncSession, principal: Principal, org_id: str) -> str | None:
+    """The caller's role in `org_id`, or None when the caller has no access there."""
+    key = principal.api_key
+    if key is not None:
+        if key.org_id != org_id:
+            return None
+        if key.account_id is None:
+            return key.role
+        member_role = await role_in(session, org_id, key.account_id)
+        if member_role is None:
+            return None
+        return weaker_of(key.role, member_role) if key.role else member_role
+    if principal.account_id is None:
+        return None
+    return await role_in(session, org_id, principal.account_id)
+
+
+async def resolve_access(session: AsyncSession, principal: Principal, org_id: str) -> OrgAccess:
+    org = await session.get(Organization, org_id)
+    role = await effective_role(session, principal, org_id) if org is not None else None
+    if org is None or role is None:
+        raise NotFound("Organization not found", code="organization_not_found")
+    return OrgAccess(org, role, principal)
+
+
+async def orgs_for(session: AsyncSession, principal: Principal) -> list[tuple[Organization, str]]:
+    if principal.api_key is not None:
+        if principal.org_id is None:
+            return []
+        access = await resolve_access(session, principal, principal.org_id)
+        return [(access.org, access.role)]
+    rows = await session.execute(
+        select(Organization, Membership.role)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.account_id == principal.account_id)
+        .order_by(Organization.created_at)
+    )
+    return [(org, role) for org, role in rows.tuples().all()]
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+async def member_count(session: AsyncSession, org_id: str) -> int:
+    return int(await session.scalar(select(func.count()).where(Membership.org_id == org_id)) or 0)
+
+
+async def _admin_count(session: AsyncSession, org_id: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).where(Membership.org_id == org_id, Membership.role == "admin")
+        )
+        or 0
+    )
+
+
+async def membership(session: AsyncSession, org_id: str, account_id: str) -> Membership:
+    member = await session.scalar(
+        select(Membership).where(Membership.org_id == org_id, Membership.account_id == account_id)
+    )
+    if member is None:
+        raise NotFound("Member not found", code="member_not_found")
+    return member
+
+
+async def change_role(session: AsyncSession, org_id: str, account_id: str, role: str) -> Membership:
+    validate_role(role)
+    member = await membership(session, org_id, account_id)
+    if member.role == "admin" and role != "admin" and await _admin_count(session, org_id) <= 1:
+        raise Conflict("The last admin cannot be demoted; promote another member first", code="last_admin")
+    member.role = role
+    return member
+
+
+async def remove_member(session: AsyncSession, org_id: str, account_id: str) -> None:
+    member = await membership(session, org_id, account_id)
+    if member.role == "admin" and await _admin_count(session, org_id) <= 1:
+        raise Conflict("The last admin cannot be removed; promote another member first", code="last_admin")
+    await session.delete(member)
+
+
+async def add_member(session: AsyncSession, org_id: str, account_id: str, role: str) -> Membership:
+    existing = await session.scalar(
+        select(Membership).where(Membership.org_id == org_id, Membership.account_id == account_id)
+    )
+    if existing is not None:
+        return existing
+    member = Membership(org_id=org_id, account_id=account_id, role=validate_role(role))
+    session.add(member)
+    await session.flush()
+    return member
+
+
+def invitation_expiry(created: datetime) -> datetime:
+    return created + timedelta(days=7)

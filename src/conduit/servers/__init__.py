@@ -1,0 +1,1 @@
+"""The MCP server registry: upstream servers, their tools and overrides, health."""
