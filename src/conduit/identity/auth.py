@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, Request
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from conduit.identity.models import Account, ApiKey, AuthSession
 from conduit.kit.clock import utcnow
@@ -138,7 +139,9 @@ async def _touch_key(session: AsyncSession, runtime: Runtime, key: ApiKey, *, in
     else:
         async with runtime.db.session() as own:
             await own.execute(statement)
-    key.last_used_at = now
+    # Not a plain assignment: that would mark the row dirty, and the reading request would flush a
+    # second UPDATE from its stale snapshot at commit (on SQLite: "database is locked", a 500).
+    set_committed_value(key, "last_used_at", now)
 
 
 async def authenticate_api_key(
