@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import conduit
+from conduit.admin.routes import ERROR_STYLES as ADMIN_ERROR_STYLES
+from conduit.admin.routes import router as admin_router
 from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
 from conduit.identity.routes import router as identity_router
 from conduit.kit import errors
@@ -62,10 +64,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     app.state.db = runtime.db
-    app.state.error_styles = []
+    app.state.error_styles = [*ADMIN_ERROR_STYLES]
     errors.install(app)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)
     app.include_router(identity_router)
     app.include_router(orgs_router)
+    app.include_router(admin_router)
     return app

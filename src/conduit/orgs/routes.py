@@ -260,7 +260,7 @@ async def list_members(
     )
     return [
         MemberOut(principalId=m.account_id, email=email, role=m.role, joinedAt=m.created_at)
-        for m, email in rows.tuples().all()
+        for m, email in rows.all()
     ]
 
 

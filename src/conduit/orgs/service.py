@@ -174,7 +174,7 @@ async def orgs_for(session: AsyncSession, principal: Principal) -> list[tuple[Or
         .where(Membership.account_id == principal.account_id)
         .order_by(Organization.created_at)
     )
-    return [(org, role) for org, role in rows.tuples().all()]
+    return [(org, role) for org, role in rows.all()]
 
 
 # --- members --------------------------------------------------------------------------------
