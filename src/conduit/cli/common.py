@@ -12,8 +12,12 @@ from rich.table import Table
 from conduit.kit import logging as kit_logging
 from conduit.settings import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line (a key, a URL, a path) is printed whole, never broken to fit 80 columns,
+# so it can be copied or grepped.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+# Wide enough to measure any table's natural width when the output is not a terminal.
+_UNBOUNDED_WIDTH = 100_000
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -31,7 +35,23 @@ def print_rows(
         return
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        # fold, not ellipsis: a cut-off id or setting name is useless to the reader.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Piped or redirected: one line per row, as wide as the rows need, so grep finds whole values.
+    width = Console(width=_UNBOUNDED_WIDTH).measure(table).maximum
+    Console(width=width).print(table)
+
+
+def display_url(url: str) -> str:
+    """A database URL fit to print: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
 
-from conduit.cli.common import console, load_settings
+from conduit.cli.common import console, display_url, load_settings
 from conduit.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def apply_migrations(settings: Settings) -> None:
@@ -28,7 +31,18 @@ def migrate(
     """Apply database migrations up to the latest schema."""
     settings = load_settings(database_url=database_url)
     apply_migrations(settings)
-    console.print(f"Database is at the latest schema: {settings.resolved_database_url}")
+    console.print(f"Database is at the latest schema: {display_url(settings.resolved_database_url)}")
+
+
+def create_configured_app() -> FastAPI:
+    """The app factory uvicorn calls in every HTTP worker process.
+
+    With `--workers` above 1 each worker is a fresh interpreter: it must configure logging
+    (JSON, level, secret redaction) itself, or it logs unredacted text to stdout.
+    """
+    from conduit.app import create_app
+
+    return create_app(load_settings())
 
 
 def serve(
@@ -52,10 +66,10 @@ def serve(
     console.print(f"[bold]Conduit[/bold] listening on {url}")
     console.print(f"  API docs:   {url}/docs")
     console.print(f"  Health:     {url}/health")
-    console.print(f"  Database:   {settings.resolved_database_url}")
+    console.print(f"  Database:   {display_url(settings.resolved_database_url)}")
     console.print("  First run?  In another terminal: .venv/bin/conduit init --email you@example.com")
     uvicorn.run(
-        "conduit.app:create_app",
+        "conduit.cli.server:create_configured_app",
         factory=True,
         host=settings.host,
         port=settings.port,
