@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 
 from conduit.cli import jobs, server, setup
+from conduit.cli.common import err_console
 
 app = typer.Typer(
     name="conduit",
@@ -21,4 +24,14 @@ app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except DBAPIError as exc:
+        # One line, not three screens of traceback: the cause is almost always the URL or the
+        # server, and the driver's message names it.
+        reason = str(exc.orig).strip() or type(exc.orig).__name__
+        err_console.print(f"[red]error:[/red] database: {escape(reason)}")
+        raise SystemExit(1) from None
+    except OSError as exc:  # database server unreachable, data directory not writable, ...
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise SystemExit(1) from None
