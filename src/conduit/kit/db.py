@@ -86,22 +86,34 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
+        # hide_parameters: a database error's text ends up in logs and in jobs.last_error; the
+        # bound values (hashes, sealed secrets, emails) must not.
         if self.is_sqlite:
             # Pooled: each aiosqlite connection owns a thread, too costly to open per request.
-            self.engine = create_async_engine(url, echo=echo, pool_size=5, max_overflow=10)
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=5, max_overflow=10, hide_parameters=True
+            )
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,
             )
+        # On SQLite a writing unit of work begins IMMEDIATE, but only at its first statement: the
+        # write lock is not held while a job handler talks to the network before using the database.
+        self._write_engine = (
+            self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
 
     @asynccontextmanager
     async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block succeeds, rolls back when it raises."""
-        async with self.sessionmaker() as session:
-            if self.is_sqlite and write:
-                await session.connection(execution_options={"sqlite_immediate": True})
+        async with self.sessionmaker(bind=self._write_engine if write else self.engine) as session:
             try:
                 yield session
             except BaseException as exc:

@@ -67,6 +67,12 @@ class RetryLater(Exception):
 
 @dataclass
 class JobContext:
+    """What a handler gets. `session` commits together with marking the job done.
+
+    On SQLite the session's first statement takes the database write lock until the job ends:
+    do network I/O before touching it, not in between.
+    """
+
     id: str
     kind: str
     payload: dict[str, Any]
@@ -133,9 +139,10 @@ def enqueue(
     delay: timedelta | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
+    jobs: JobRegistry = registry,
 ) -> Job:
     """Add a job to the caller's transaction; it runs only if that transaction commits."""
-    spec = registry.kinds.get(kind)
+    spec = jobs.kinds.get(kind)
     if spec is None:
         raise KeyError(f"no job handler registered for {kind!r}")
     when = run_at or utcnow()
@@ -202,6 +209,8 @@ class JobWorker:
         log.info("worker_started", worker=self.name, concurrency=self.concurrency)
         try:
             while not self._stopping.is_set():
+                # Cleared before looking, so a job committed while we look still wakes us.
+                self._wakeup.clear()
                 await self._schedule_periodic()
                 await self._heartbeat()
                 free = self.concurrency - len(self._running)
@@ -211,7 +220,6 @@ class JobWorker:
                     self._running.add(task)
                     task.add_done_callback(self._done)
                 if len(claimed) < free or free == 0:
-                    self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), min(self.poll_seconds, LEASE.seconds / 3))
         finally:
@@ -328,9 +336,10 @@ class JobWorker:
             wait = delay if delay is not None else retry_delay(spec.schedule if spec else (), job.attempts)
             values = {"status": PENDING, "run_at": now + timedelta(seconds=wait)}
         async with self.runtime.db.session() as session:
+            # Guarded like the success path: a job whose lease ran out may be another worker's now.
             await session.execute(
                 update(Job)
-                .where(Job.id == job.id)
+                .where(Job.id == job.id, Job.locked_by == self.name)
                 .values(last_error=reason, locked_by=None, locked_until=None, updated_at=now, **values)
             )
 
@@ -345,7 +354,7 @@ class JobWorker:
                     key = f"{periodic.kind}@{slot}"
                     exists = await session.scalar(select(Job.id).where(Job.idempotency_key == key))
                     if exists is None:
-                        enqueue(session, periodic.kind, {}, idempotency_key=key)
+                        enqueue(session, periodic.kind, {}, idempotency_key=key, jobs=self.jobs)
             except IntegrityError:
                 pass  # another worker scheduled this slot first
             except Exception as exc:
