@@ -24,6 +24,7 @@ from conduit.orgs import invitations as _invitations  # noqa: F401 - registers t
 from conduit.orgs.routes import router as orgs_router
 from conduit.settings import Settings
 from conduit.system.routes import router as system_router
+from conduit.web.routes import router as web_router
 
 DESCRIPTION = """Conduit is a self-hosted trust gateway for AI-agent integrations.
 
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(identity_router)
     app.include_router(orgs_router)
     app.include_router(admin_router)
+    app.include_router(web_router)
     return app

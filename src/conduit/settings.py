@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     smtp_relay_password: SecretStr | None = Field(None, description="SMTP relay password")
     smtp_relay_starttls: bool = Field(True, description="Use STARTTLS with the SMTP relay")
 
+    default_plan: str = Field(
+        "free", description="Plan of organizations created by sign-up and the API (init uses enterprise)"
+    )
     allow_private_targets: bool = Field(
         False, description="Allow outbound requests (webhooks, scans) to loopback and private addresses"
     )

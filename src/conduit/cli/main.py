@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from conduit.cli import jobs, server, setup
+from conduit.cli import admin, auth, jobs, org, server, setup
 from conduit.cli.common import err_console
 
 app = typer.Typer(
@@ -21,6 +21,16 @@ app.command()(server.migrate)
 app.command()(setup.init)
 app.command("settings")(setup.settings_command)
 app.add_typer(jobs.app, name="jobs")
+app.command()(auth.login)
+app.command()(auth.whoami)
+app.command()(auth.logout)
+app.add_typer(org.app, name="org")
+app.add_typer(admin.config_app, name="config")
+app.add_typer(admin.project_app, name="project")
+app.add_typer(admin.user_app, name="user")
+app.add_typer(admin.key_app, name="key")
+admin.system_app.command("start-api", help="Start the API server (same as `conduit serve`).")(server.serve)
+app.add_typer(admin.system_app, name="system")
 
 
 def main() -> None:

@@ -146,8 +146,17 @@ async def refresh_session(
     response_model=AccountResponse,
     responses=responses(409, 422),
 )
-async def create_account(body: SignUpRequest, session: SessionDep, client: ClientDep) -> AccountResponse:
-    account = await service.sign_up(session, email=body.email, password=body.password, client=client)
+async def create_account(
+    body: SignUpRequest, session: SessionDep, runtime: RuntimeDep, client: ClientDep
+) -> AccountResponse:
+    """Creates the account and its personal organization (on the default plan)."""
+    account = await service.sign_up(
+        session,
+        email=body.email,
+        password=body.password,
+        client=client,
+        plan=runtime.settings.default_plan,
+    )
     return AccountResponse.model_validate(account)
 
 

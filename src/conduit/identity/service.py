@@ -93,6 +93,7 @@ async def sign_up(
     client: ClientInfo,
     instance_admin: bool = False,
     personal_org: bool = True,
+    plan: str = "free",
 ) -> Account:
     email = normalize_email(email)
     check_password(password, email=email)
@@ -106,7 +107,7 @@ async def sign_up(
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     org_id = None
     if personal_org:
-        org_id = (await orgs.create_personal_org(session, account_id=account.id, email=email)).id
+        org_id = (await orgs.create_personal_org(session, account_id=account.id, email=email, plan=plan)).id
     audit.record(session, "account.created", account_id=account.id, org_id=org_id, ip=client.ip)
     return account
 

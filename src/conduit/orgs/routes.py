@@ -159,12 +159,20 @@ async def list_organizations(principal: PrincipalDep, session: SessionDep) -> li
     responses=responses(401, 403, 409, 422),
 )
 async def create_organization(
-    body: CreateOrganization, principal: AccountPrincipalDep, session: SessionDep, client: ClientDep
+    body: CreateOrganization,
+    principal: AccountPrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    client: ClientDep,
 ) -> OrganizationOut:
     """Body `{name, slug}`; the caller becomes its admin. Slugs are unique (409)."""
     assert principal.account_id is not None
     org = await service.create_org(
-        session, name=body.name.strip(), slug=body.slug, owner_id=principal.account_id
+        session,
+        name=body.name.strip(),
+        slug=body.slug,
+        owner_id=principal.account_id,
+        plan=runtime.settings.default_plan,
     )
     audit.record(
         session,

@@ -61,7 +61,7 @@ async def create_org(
     name: str,
     owner_id: str,
     slug: str | None = None,
-    plan: str = "free",
+    plan: str,
     personal: bool = False,
 ) -> Organization:
     if slug is not None:
@@ -79,9 +79,11 @@ async def create_org(
     return org
 
 
-async def create_personal_org(session: AsyncSession, *, account_id: str, email: str) -> Organization:
+async def create_personal_org(
+    session: AsyncSession, *, account_id: str, email: str, plan: str
+) -> Organization:
     local_part = email.split("@", 1)[0]
-    return await create_org(session, name=local_part, owner_id=account_id, personal=True)
+    return await create_org(session, name=local_part, owner_id=account_id, plan=plan, personal=True)
 
 
 async def personal_org_id(session: AsyncSession, account_id: str) -> str | None:

@@ -1,0 +1,1 @@
+"""The few browser pages Conduit serves: CLI login and invitation acceptance."""
