@@ -26,10 +26,25 @@ class BlockedAddress(httpx.ConnectError):
     """The target resolved to an address outside what the operator allows."""
 
 
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses a global IPv6 address leads to through NAT64, 6to4 or Teredo."""
+    embedded = [address.sixtofour, *(address.teredo or ())]
+    if address in NAT64_PREFIX:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [a for a in embedded if a is not None]
+
+
 def is_public_address(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+        return is_public_address(address.ipv4_mapped)
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    return all(is_public_address(a) for a in _embedded_ipv4(address))
 
 
 def parse_address(value: str) -> IPAddress | None:
@@ -115,13 +130,19 @@ def safe_client(
 
 def validate_target_url(url: str, *, allow_private: bool) -> str:
     """Early, friendly check of a user-supplied URL; the connect-time guard still applies."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:
+        raise Unprocessable("URL is malformed", code="invalid_url") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise Unprocessable("URL must be an absolute http:// or https:// URL", code="invalid_url")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise Unprocessable("URL must not contain credentials", code="invalid_url")
-    literal = parse_address(parts.hostname)
-    host_is_local = parts.hostname.lower() == "localhost" or parts.hostname.lower().endswith(".localhost")
+    literal = parse_address(hostname)
+    name = hostname.lower().rstrip(".")
+    host_is_local = name == "localhost" or name.endswith(".localhost")
     if not allow_private and (host_is_local or (literal is not None and not is_public_address(literal))):
         raise Unprocessable(
             "URL points to a private, loopback or reserved address", code="private_address_not_allowed"
