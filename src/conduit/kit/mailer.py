@@ -30,6 +30,9 @@ SEAL_CONTEXT = "mail-body"
 
 
 def queue_email(session: AsyncSession, keyring: Keyring, *, to: str, subject: str, text: str) -> None:
+    # Refused here, in the request, rather than as a job that can never be sent and dies later.
+    if any(c in value for value in (to, subject) for c in "\r\n"):
+        raise ValueError("email recipient and subject must be a single line")
     enqueue(
         session,
         "mail.send",
