@@ -151,13 +151,21 @@ class ErrorStyle:
 def _style_for(request: Request) -> ErrorStyle | None:
     styles: Sequence[ErrorStyle] = getattr(request.app.state, "error_styles", ())
     path = request.url.path
-    return next((s for s in styles if path.startswith(s.prefix)), None)
+    # "/v1" covers "/v1" and "/v1/...", not "/v1beta".
+    return next((s for s in styles if path == s.prefix or path.startswith(s.prefix.rstrip("/") + "/")), None)
+
+
+# For a 429 raised without one (a bare HTTPException): a client must still be told to wait.
+DEFAULT_RETRY_AFTER = "60"
 
 
 def render(request: Request, error: ConduitError) -> JSONResponse:
     style = _style_for(request)
     body = style.render(error) if style else error.body()
-    return JSONResponse(body, status_code=error.status, headers=error.headers or None)
+    headers = dict(error.headers)
+    if error.status == 429 and not any(name.lower() == "retry-after" for name in headers):
+        headers["Retry-After"] = DEFAULT_RETRY_AFTER
+    return JSONResponse(body, status_code=error.status, headers=headers or None)
 
 
 def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
