@@ -234,7 +234,11 @@ async def update_timezone(
     operation_id="requestPasswordReset",
     summary="Request password reset",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses(422),
+    response_class=Response,
+    responses={
+        202: {"description": "Accepted; an email is sent if the address has an account"},
+        **responses(422),
+    },
 )
 async def request_password_reset(
     body: PasswordResetRequest, session: SessionDep, runtime: RuntimeDep, client: ClientDep
