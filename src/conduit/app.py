@@ -19,6 +19,7 @@ from conduit.kit import mailer as _mailer  # noqa: F401 - registers the mail job
 from conduit.kit import ratelimit as _ratelimit  # noqa: F401 - registers its periodic job
 from conduit.kit.jobs import JobWorker
 from conduit.kit.logging import RequestLogMiddleware
+from conduit.kit.metrics import metrics_endpoint
 from conduit.kit.runtime import Runtime
 from conduit.orgs import invitations as _invitations  # noqa: F401 - registers the invitation mail job
 from conduit.orgs.routes import router as orgs_router
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(orgs_router)
     app.include_router(admin_router)
     app.include_router(web_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

@@ -42,3 +42,12 @@ async def test_openapi_documents_error_bodies(client: httpx.AsyncClient) -> None
     assert operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorBody"
     )
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/ping")
+    await client.get("/api/v1/accounts/me/api-tokens/key_123")
+    text = (await client.get("/metrics")).text
+    assert 'conduit_http_requests_total{method="GET",route="/api/v1/ping",status="200"}' in text
+    # Templates, not raw paths: ids never become label values.
+    assert "key_123" not in text

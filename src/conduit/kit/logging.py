@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conduit.kit import metrics
 from conduit.kit.ids import random_base62
 
 _SENSITIVE = re.compile(r"pass|secret|token|authorization|api[-_]?key|code|cookie|otp", re.IGNORECASE)
@@ -49,7 +50,8 @@ def configure(level: str = "info", json: bool = True) -> None:
 
 
 class RequestLogMiddleware:
-    """Assigns a request id (echoed as `X-Request-Id`) and logs one line per request."""
+    """Assigns a request id (echoed as `X-Request-Id`), logs one line per request, and counts it
+    in the Prometheus metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,13 +76,15 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe(scope, status, elapsed)
             client = scope.get("client")
             self.log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
                 client_ip=client[0] if client else None,
             )
             structlog.contextvars.unbind_contextvars("request_id")
