@@ -20,7 +20,7 @@ run: $(INSTALLED)
 	@$(BIN)/conduit serve
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy src
 
 test: lint test-sqlite test-postgres
@@ -32,8 +32,8 @@ test-postgres: $(INSTALLED)
 	CONDUIT_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" $(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: $(INSTALLED)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests $(wildcard bench)
+	$(BIN)/ruff format src tests $(wildcard bench)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/api.py

@@ -36,13 +36,19 @@ async def test_quick_start_workflow(client: httpx.AsyncClient) -> None:
     assert r.json()["data"]["transport"] == "stdio"
     r = await client.post("/api/v1/projects", json={"project_name": "my-project"}, headers=headers)
     assert r.status_code == 201, r.text
-    r = await client.post("/api/v1/projects/my-project/assign-config", json={"config_name": "my-config"}, headers=headers)
+    r = await client.post(
+        "/api/v1/projects/my-project/assign-config", json={"config_name": "my-config"}, headers=headers
+    )
     assert r.json()["data"]["config_name"] == "my-config"
     r = await client.post("/api/v1/users", json={"email": "dev@example.com"}, headers=headers)
     assert r.status_code == 201, r.text
-    r = await client.post("/api/v1/projects/my-project/users", json={"email": "dev@example.com"}, headers=headers)
+    r = await client.post(
+        "/api/v1/projects/my-project/users", json={"email": "dev@example.com"}, headers=headers
+    )
     assert r.status_code == 201, r.text
-    r = await client.post("/api/v1/users/dev@example.com/api-keys", json={"project_name": "my-project"}, headers=headers)
+    r = await client.post(
+        "/api/v1/users/dev@example.com/api-keys", json={"project_name": "my-project"}, headers=headers
+    )
     assert r.status_code == 201, r.text
     key = r.json()["data"]
     assert key["api_key"].startswith("cnd_live_")
@@ -79,19 +85,33 @@ async def test_backup_wipe_restore_is_byte_equal(client: httpx.AsyncClient) -> N
     await client.post(
         "/api/v1/configs/c1/servers",
         headers=headers,
-        json={"server_name": "time", "server_command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"},
-              "tools": ["get_current_time"]},
+        json={
+            "server_name": "time",
+            "server_command": "uvx",
+            "args": ["mcp-server-time"],
+            "env": {"TZ": "UTC"},
+            "tools": ["get_current_time"],
+        },
     )
-    await client.post("/api/v1/configs/c1/servers", headers=headers,
-                      json={"server_name": "web", "url": "http://127.0.0.1:9000/mcp"})
+    await client.post(
+        "/api/v1/configs/c1/servers",
+        headers=headers,
+        json={"server_name": "web", "url": "http://127.0.0.1:9000/mcp"},
+    )
     await client.post("/api/v1/projects", json={"project_name": "p1"}, headers=headers)
     await client.post("/api/v1/projects/p1/assign-config", json={"config_name": "c1"}, headers=headers)
-    await client.post("/api/v1/users", json={"email": "dev@example.com", "role": "developer"}, headers=headers)
+    await client.post(
+        "/api/v1/users", json={"email": "dev@example.com", "role": "developer"}, headers=headers
+    )
     await client.post("/api/v1/projects/p1/users", json={"email": "dev@example.com"}, headers=headers)
 
-    backup = (await client.post("/api/v1/system/backup",
-                                json={"include_secrets": True, "passphrase": "correct horse battery"},
-                                headers=headers)).json()["data"]
+    backup = (
+        await client.post(
+            "/api/v1/system/backup",
+            json={"include_secrets": True, "passphrase": "correct horse battery"},
+            headers=headers,
+        )
+    ).json()["data"]
     assert "UTC" not in json.dumps(backup["configuration"])
     before = json.dumps(backup["configuration"], sort_keys=True)
 
@@ -99,13 +119,17 @@ async def test_backup_wipe_restore_is_byte_equal(client: httpx.AsyncClient) -> N
         assert (await client.delete(path, headers=headers)).status_code == 200
     assert (await client.get("/api/v1/configs", headers=headers)).json()["data"] == []
 
-    wrong = await client.post("/api/v1/system/restore", json={"backup": backup, "passphrase": "wrong passphrase!"},
-                              headers=headers)
+    wrong = await client.post(
+        "/api/v1/system/restore", json={"backup": backup, "passphrase": "wrong passphrase!"}, headers=headers
+    )
     assert wrong.status_code == 422
     assert (await client.get("/api/v1/configs", headers=headers)).json()["data"] == []
 
-    restored = await client.post("/api/v1/system/restore",
-                                 json={"backup": backup, "passphrase": "correct horse battery"}, headers=headers)
+    restored = await client.post(
+        "/api/v1/system/restore",
+        json={"backup": backup, "passphrase": "correct horse battery"},
+        headers=headers,
+    )
     assert restored.status_code == 200, restored.text
     again = (await client.post("/api/v1/system/backup", headers=headers)).json()["data"]
     assert json.dumps(again["configuration"], sort_keys=True) == before
