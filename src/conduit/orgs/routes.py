@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 import conduit
 from conduit.admin.models import Config, Project
@@ -318,13 +318,6 @@ async def remove_member(
     if principalId != principal.account_id:
         access.require("members:manage")
     await service.remove_member(session, access.org.id, principalId)
-    await session.flush()
-    # Their keys for this organization stop working with the membership.
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.org_id == access.org.id, ApiKey.account_id == principalId, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
     _audit(session, access, "member.removed", client, member_id=principalId)
     return Response(status_code=NO_CONTENT)
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+# Surrounding blanks are dropped before the length check, so "   " is not a name.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 # --- seed 003: organizations ----------------------------------------------------------------
 
 
 class CreateOrganization(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     slug: str | None = Field(None, min_length=1, max_length=48)
 
 
 class UpdateOrganization(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Name | None = None
     slug: str | None = Field(None, min_length=1, max_length=48)
     publicMcpGuidesEnabled: bool | None = None
 
@@ -76,7 +79,7 @@ class AcceptInvitation(BaseModel):
 
 
 class CreateServiceKey(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     roleKey: str = "viewer"
     expiresIn: int | None = Field(None, ge=60, le=10 * 365 * 86400, description="Seconds until expiry")
 
@@ -203,7 +206,7 @@ class DashboardAnalytics(BaseModel):
 
 
 class CreateKey(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class KeyCreated(BaseModel):

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conduit.identity.models import ApiKey
+from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.orgs.models import Membership, Organization
@@ -186,6 +188,16 @@ async def member_count(session: AsyncSession, org_id: str) -> int:
     return int(await session.scalar(select(func.count()).where(Membership.org_id == org_id)) or 0)
 
 
+async def lock_org(session: AsyncSession, org_id: str) -> None:
+    """Serialize changes that check a count first (admins, members, keys) per organization.
+
+    On PostgreSQL this row lock makes "count, then change" atomic: without it, admins demoting
+    themselves at once each see another admin left and none remains. SQLite writers are
+    serialized already (BEGIN IMMEDIATE) and the dialect leaves out FOR UPDATE.
+    """
+    await session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+
+
 async def _admin_count(session: AsyncSession, org_id: str) -> int:
     return int(
         await session.scalar(
@@ -206,6 +218,7 @@ async def membership(session: AsyncSession, org_id: str, account_id: str) -> Mem
 
 async def change_role(session: AsyncSession, org_id: str, account_id: str, role: str) -> Membership:
     validate_role(role)
+    await lock_org(session, org_id)
     member = await membership(session, org_id, account_id)
     if member.role == "admin" and role != "admin" and await _admin_count(session, org_id) <= 1:
         raise Conflict("The last admin cannot be demoted; promote another member first", code="last_admin")
@@ -214,10 +227,17 @@ async def change_role(session: AsyncSession, org_id: str, account_id: str, role:
 
 
 async def remove_member(session: AsyncSession, org_id: str, account_id: str) -> None:
+    """End a membership; the member's keys for this organization stop working with it."""
+    await lock_org(session, org_id)
     member = await membership(session, org_id, account_id)
     if member.role == "admin" and await _admin_count(session, org_id) <= 1:
         raise Conflict("The last admin cannot be removed; promote another member first", code="last_admin")
     await session.delete(member)
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.org_id == org_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 async def add_member(session: AsyncSession, org_id: str, account_id: str, role: str) -> Membership:
