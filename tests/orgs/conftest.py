@@ -53,6 +53,14 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     return body
 
 
+async def signed_in_again(client: httpx.AsyncClient, user: User) -> User:
+    """The same account with a fresh session: access tokens live 15 minutes, tests move time."""
+    response = await client.post(f"{API}/sessions", json={"email": user.email, "password": user.password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return User(user.id, user.email, user.password, body["access_token"], body["refresh_token"])
+
+
 async def create_org(
     client: httpx.AsyncClient, owner: User, name: str = "Acme", slug: str | None = None
 ) -> dict[str, Any]:

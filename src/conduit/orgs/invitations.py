@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,12 +43,14 @@ def invite_url(runtime: Runtime, invitation_id: str, token: str) -> str:
     return f"{runtime.settings.resolved_public_url}/invitations/{invitation_id}?token={token}"
 
 
-def _issue_link(session: AsyncSession, runtime: Runtime, invitation: Invitation, org: Organization) -> str:
-    """A fresh token (earlier links stop working), the expiry reset, and the email queued."""
+def _issue_link(
+    session: AsyncSession, runtime: Runtime, invitation: Invitation, org: Organization, now: datetime
+) -> str:
+    """A fresh token (earlier links stop working), the expiry reset from `now`, and the email queued."""
     token = generate_token(TOKEN_PREFIX)
     invitation.token_hash = runtime.keyring.hash_token(token)
-    invitation.expires_at = utcnow() + TTL
-    invitation.last_sent_at = utcnow()
+    invitation.expires_at = now + TTL
+    invitation.last_sent_at = now
     invitation.last_send_error = None
     url = invite_url(runtime, invitation.id, token)
     enqueue(
@@ -86,17 +89,19 @@ async def create(
             raise Conflict(
                 "A pending invitation for this email exists; resend it instead", code="already_invited"
             )
+    now = utcnow()
     invitation = Invitation(
         org_id=org.id,
         email=email,
         role=role,
         invited_by=access.principal.account_id,
         token_hash="",
-        expires_at=utcnow() + TTL,
+        created_at=now,
+        expires_at=now + TTL,
     )
     session.add(invitation)
     await session.flush()
-    url = _issue_link(session, runtime, invitation, org)
+    url = _issue_link(session, runtime, invitation, org, now)
     audit.record(
         session,
         "invitation.created",
@@ -137,7 +142,7 @@ async def resend(
     invitation = await get(session, access.org.id, invitation_id)
     if status_of(invitation) in ("accepted", "revoked"):
         raise Gone(f"The invitation was {status_of(invitation)}", code=f"invitation_{status_of(invitation)}")
-    url = _issue_link(session, runtime, invitation, access.org)
+    url = _issue_link(session, runtime, invitation, access.org, utcnow())
     audit.record(
         session,
         "invitation.resent",
@@ -217,13 +222,20 @@ async def accept(
     return invitation, member
 
 
+def _is_current_link(runtime: Runtime, invitation: Invitation, url: str) -> bool:
+    token = parse_qs(urlsplit(url).query).get("token", [""])[0]
+    return runtime.keyring.hash_token(token) == invitation.token_hash
+
+
 @registry.handler("orgs.send_invitation", max_attempts=6)
 async def _send_invitation(ctx: JobContext) -> None:
     invitation = await ctx.session.get(Invitation, ctx.payload["invitation_id"])
     if invitation is None or status_of(invitation) != "pending":
         return
-    org = await ctx.session.get(Organization, invitation.org_id)
     url = ctx.runtime.keyring.unseal(ctx.payload["link"], context=SEAL_CONTEXT)
+    if not _is_current_link(ctx.runtime, invitation, url):
+        return  # resent before this job ran: the newer job mails the link that works
+    org = await ctx.session.get(Organization, invitation.org_id)
     text = (
         f"You have been invited to join {org.name if org else 'an organization'} on Conduit "
         f"as {invitation.role}.\n\n"
