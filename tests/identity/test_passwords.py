@@ -186,6 +186,27 @@ async def test_reset_emails_are_throttled_per_account_but_the_answer_does_not_ch
     await request_reset_token(client, runtime, worker, user.email)
 
 
+async def test_a_reset_spends_every_other_outstanding_reset_token(
+    client: httpx.AsyncClient, user: User, runtime: Runtime, worker: JobWorker
+) -> None:
+    older = await request_reset_token(client, runtime, worker, user.email)
+    newer = await request_reset_token(client, runtime, worker, user.email)
+    assert (await confirm_reset(client, newer, NEW_PASSWORD)).status_code == 204
+    # An older email left in an inbox must not reset the password a second time.
+    assert_error(await confirm_reset(client, older, "a third passphrase"), 401, "invalid_reset_token")
+    assert (await sign_in(client, user.email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_changing_the_password_spends_outstanding_reset_tokens(
+    client: httpx.AsyncClient, user: User, runtime: Runtime, worker: JobWorker
+) -> None:
+    token = await request_reset_token(client, runtime, worker, user.email)
+    response = await change_password(client, user, current_password=PASSWORD, new_password=NEW_PASSWORD)
+    assert response.status_code == 204
+    assert_error(await confirm_reset(client, token, "a third passphrase"), 401, "invalid_reset_token")
+    assert (await sign_in(client, user.email, NEW_PASSWORD)).status_code == 200
+
+
 async def test_reset_clears_an_account_lockout(
     app: Any, client: httpx.AsyncClient, user: User, runtime: Runtime, worker: JobWorker
 ) -> None:

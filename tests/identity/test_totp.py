@@ -383,6 +383,21 @@ async def test_too_many_bad_codes_is_429(client: httpx.AsyncClient, user: User, 
     assert (await complete(client, challenge, current_code(factor.secret))).status_code == 200
 
 
+async def test_a_valid_code_resets_the_count_of_bad_codes(
+    client: httpx.AsyncClient, user: User, runtime: Runtime
+) -> None:
+    factor = await enable_2fa(client, user)
+    clock.freeze()
+    for _ in range(2):
+        for failure in range(runtime.settings.login_max_failures_per_account - 1):
+            if failure % 3 == 0:
+                challenge = await totp_challenge(client, user)
+            assert_error(await complete(client, challenge, "000000"), 401, "invalid_totp_code")
+        response = await complete(client, await totp_challenge(client, user), current_code(factor.secret))
+        assert response.status_code == 200, response.text
+        next_step()
+
+
 async def test_one_challenge_allows_only_a_few_guesses(client: httpx.AsyncClient, user: User) -> None:
     factor = await enable_2fa(client, user)
     challenge = await totp_challenge(client, user)

@@ -266,6 +266,8 @@ async def _require_second_factor(
         ratelimit.record_event(session, f"totp:{account.id}")
         audit.record(session, "2fa.code_rejected", account_id=account.id, ip=client.ip, purpose=purpose)
         raise Unauthorized("Invalid code", code="invalid_totp_code", keep_changes=True)
+    # As with passwords: a valid code clears earlier typos, so they do not add up to a lockout.
+    await ratelimit.clear_events(session, f"totp:{account.id}")
     return method
 
 
@@ -429,6 +431,16 @@ async def request_password_reset(
     audit.record(session, "password.reset_requested", account_id=account.id, ip=client.ip)
 
 
+async def _spend_reset_tokens(session: AsyncSession, account_id: str) -> None:
+    """Once the password is set, a reset email still sitting in an inbox must not set it again."""
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.account_id == account_id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def revoke_account_keys(session: AsyncSession, account_id: str) -> None:
     await session.execute(
         update(ApiKey)
@@ -460,6 +472,7 @@ async def confirm_password_reset(
         raise Unauthorized("Reset token is invalid or has expired", code="invalid_reset_token")
     account.password_hash = await _hash(new_password)
     account.password_changed_at = now
+    await _spend_reset_tokens(session, account.id)
     await revoke_sessions(session, account.id, reason="password_reset")
     await revoke_account_keys(session, account.id)
     await ratelimit.clear_events(session, f"signin:acct:{account.email}")
@@ -483,6 +496,7 @@ async def change_password(
     check_password(new_password, email=account.email)
     account.password_hash = await _hash(new_password)
     account.password_changed_at = utcnow()
+    await _spend_reset_tokens(session, account.id)
     await revoke_sessions(
         session, account.id, reason="password_changed", except_session_id=principal.session_id
     )
