@@ -37,6 +37,7 @@ SLOW = "test.kit.jobs.slow"
 BLOCK = "test.kit.jobs.block"
 WRITE_THEN_FAIL = "test.kit.jobs.write_then_fail"
 PERIODIC = "test.kit.jobs.periodic"
+LOSE_LEASE = "test.kit.jobs.lose_lease"
 
 FAIL_SCHEDULE = (10, 100, 1000)
 
@@ -80,6 +81,17 @@ async def _write_then_fail(ctx: JobContext) -> None:
     ctx.session.add(RateEvent(bucket="test.kit.jobs.side-effect"))
     await ctx.session.flush()
     raise RuntimeError("failed after writing")
+
+
+@registry.handler(LOSE_LEASE)
+async def _lose_lease(ctx: JobContext) -> None:
+    executions.append((ctx.kind, ctx))
+    if ctx.attempt == 1:
+        # This run stalls past its lease, and another worker takes the job over meanwhile.
+        clock.advance(LEASE + timedelta(seconds=1))
+        [taken] = await JobWorker(ctx.runtime, name="usurper").claim(1)
+        assert taken.id == ctx.id
+    ctx.session.add(RateEvent(bucket=f"written-by-attempt-{ctx.attempt}"))
 
 
 # Periodic kinds live in a registry of their own: the global one is shared by every worker of the
@@ -338,6 +350,25 @@ async def test_job_of_a_dead_worker_is_taken_over_after_its_lease(runtime: Runti
     assert ctx.attempt == 2
     job = await load(runtime, job_id)
     assert (job.status, job.locked_by) == (DONE, None)
+
+
+async def test_run_that_lost_its_lease_drops_its_writes(runtime: Runtime) -> None:
+    clock.freeze()
+    job_id = await add_job(runtime, LOSE_LEASE)
+
+    assert await JobWorker(runtime, name="stalled").run_until_idle() == 1
+
+    job = await load(runtime, job_id)
+    assert (job.status, job.locked_by, job.attempts) == (RUNNING, "usurper", 2)
+    async with runtime.db.session(write=False) as session:
+        assert (await session.scalars(select(RateEvent.bucket))).all() == []
+
+    clock.advance(LEASE + timedelta(seconds=1))  # the usurper died too
+    assert await JobWorker(runtime, name="last").run_until_idle() == 1
+    job = await load(runtime, job_id)
+    assert (job.status, job.attempts) == (DONE, 3)
+    async with runtime.db.session(write=False) as session:
+        assert (await session.scalars(select(RateEvent.bucket))).all() == ["written-by-attempt-3"]
 
 
 async def test_live_worker_extends_its_lease_so_nobody_takes_over(

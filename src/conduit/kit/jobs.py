@@ -65,6 +65,10 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class _LeaseLost(Exception):
+    """The job was taken over by another worker while this one was running it."""
+
+
 @dataclass
 class JobContext:
     """What a handler gets. `session` commits together with marking the job done.
@@ -309,14 +313,20 @@ class JobWorker:
                 ctx = JobContext(job.id, job.kind, dict(job.payload), job.attempts, session, self.runtime)
                 async with asyncio.timeout(spec.timeout_seconds):
                     await spec.handler(ctx)
-                await session.execute(
+                marked = await session.execute(
                     update(Job)
-                    .where(Job.id == job.id, Job.locked_by == self.name)
+                    .where(Job.id == job.id, Job.locked_by == self.name, Job.status == RUNNING)
                     .values(
                         status=DONE, finished_at=utcnow(), locked_by=None, locked_until=None, last_error=None
                     )
                 )
+                if not getattr(marked, "rowcount", 0):
+                    # Our lease ran out and another worker took the job over: it runs the job
+                    # again, so this run's writes are rolled back rather than applied twice.
+                    raise _LeaseLost
             bound.debug("job_done")
+        except _LeaseLost:
+            bound.warning("job_lease_lost", worker=self.name)
         except RetryLater as exc:
             await self._fail(job, spec, str(exc), delay=exc.delay)
         except Exception as exc:
