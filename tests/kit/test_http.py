@@ -146,6 +146,14 @@ async def test_proxies_from_the_environment_are_ignored(
     assert server.paths == ["/direct"]
 
 
+async def test_unresolvable_host_is_an_httpx_connect_error(guarded: httpx.AsyncClient) -> None:
+    # A label over 63 characters fails in the resolver's encoder, before any lookup is sent.
+    with pytest.raises(httpx.ConnectError, match="cannot resolve") as failed:
+        await guarded.get(f"http://{'a' * 64}.example/")
+
+    assert not isinstance(failed.value, BlockedAddress)
+
+
 async def test_unix_sockets_are_refused(guarded: httpx.AsyncClient) -> None:
     with pytest.raises(BlockedAddress):
         await guarded.get("http://localhost/", extensions={"unix_socket": "/var/run/docker.sock"})

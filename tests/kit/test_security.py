@@ -62,6 +62,8 @@ def test_checksum_detects_swapped_neighbours() -> None:
         "cnd_live_",
         "cnd_test_" + "a" * 38,
         "Bearer cnd_live_" + "a" * 38,
+        "cnd_live_" + "a" * 32 + "éééééé",  # header values arrive as latin-1
+        "cnd_live_" + "é" * 32 + "aaaaaa",
     ],
 )
 def test_malformed_keys_are_refused_offline(candidate: str) -> None:

@@ -66,7 +66,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if literal is not None:
             return [str(literal)]
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            # Callers catch httpx errors, not socket.gaierror (or the codec's error on a label
+            # over 63 characters, raised before any lookup).
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
     async def connect_tcp(

@@ -106,7 +106,8 @@ def looks_like_api_key(candidate: str, prefix: str = KEY_PREFIX) -> bool:
     if not candidate.startswith(prefix) or len(candidate) != len(prefix) + KEY_RANDOM_LENGTH + 6:
         return False
     body, checksum = candidate[:-KEY_CHECKSUM_LENGTH], candidate[-KEY_CHECKSUM_LENGTH:]
-    return hmac.compare_digest(_checksum(body), checksum)
+    # As bytes: compare_digest raises TypeError on non-ASCII str, and the candidate is anyone's input.
+    return hmac.compare_digest(_checksum(body).encode(), checksum.encode())
 
 
 def key_display_prefix(key: str) -> str:
