@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from conduit.identity import service as identity
 from conduit.identity.models import AuditEvent
 from conduit.kit.jobs import JobWorker
 from conduit.kit.runtime import Runtime
@@ -124,6 +125,16 @@ async def service_key(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def member_key(runtime: Runtime, org_id: str, account_id: str, name: str = "laptop") -> str:
+    """A member's own key bound to `org_id`: what `/api/keys` makes in the caller's organization
+    (which, for a session, is always the personal one)."""
+    async with runtime.db.session() as session:
+        _, raw = await identity.create_api_key(
+            session, runtime, org_id=org_id, kind="org", name=name, account_id=account_id
+        )
+    return raw
 
 
 @dataclass

@@ -6,25 +6,15 @@ import asyncio
 
 import httpx
 
-from conduit.identity import service as identity
 from conduit.kit.runtime import Runtime
 from tests.conftest import sign_up
-from tests.orgs.conftest import API, Team, assert_error, audit_actions, bearer, join, new_team
+from tests.orgs.conftest import API, Team, assert_error, audit_actions, bearer, join, member_key, new_team
 
 
 async def roles_of(client: httpx.AsyncClient, team: Team) -> dict[str, str]:
     listed = await client.get(f"{team.path}/members", headers=team.owner.headers)
     assert listed.status_code == 200, listed.text
     return {m["principalId"]: m["role"] for m in listed.json()}
-
-
-async def member_key(runtime: Runtime, org_id: str, account_id: str) -> str:
-    """A key of a member bound to `org_id`, as `/api/keys` makes for an organization's members."""
-    async with runtime.db.session() as session:
-        _, raw = await identity.create_api_key(
-            session, runtime, org_id=org_id, kind="org", name="laptop", account_id=account_id
-        )
-    return raw
 
 
 async def test_list_members_shows_each_with_role_and_join_time(

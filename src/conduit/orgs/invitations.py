@@ -17,7 +17,7 @@ from conduit.kit.jobs import JobContext, enqueue, registry
 from conduit.kit.mailer import build_message, deliver
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import generate_token
-from conduit.orgs import service
+from conduit.orgs import keys, service
 from conduit.orgs.models import Invitation, Membership, Organization
 
 TTL = timedelta(days=7)
@@ -106,6 +106,7 @@ async def create(
         session,
         "invitation.created",
         account_id=access.principal.account_id,
+        key_id=keys.actor_key_id(access.principal),
         org_id=org.id,
         ip=ip,
         invitation_id=invitation.id,
@@ -147,6 +148,7 @@ async def resend(
         session,
         "invitation.resent",
         account_id=access.principal.account_id,
+        key_id=keys.actor_key_id(access.principal),
         org_id=access.org.id,
         ip=ip,
         invitation_id=invitation.id,
@@ -166,6 +168,7 @@ async def revoke(
         session,
         "invitation.revoked",
         account_id=access.principal.account_id,
+        key_id=keys.actor_key_id(access.principal),
         org_id=access.org.id,
         ip=ip,
         invitation_id=invitation.id,

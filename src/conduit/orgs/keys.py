@@ -28,6 +28,11 @@ CLI_TOKEN_TTL = timedelta(minutes=5)
 CLI_TOKEN_PREFIX = "cnd_cli_"
 
 
+def actor_key_id(principal: Principal) -> str | None:
+    """The key a caller acted with, for the audit log (None for a signed-in session)."""
+    return principal.api_key.id if principal.api_key else None
+
+
 def upgrade_url(runtime: Runtime) -> str:
     return f"{runtime.settings.resolved_public_url}/api/v1/plans"
 
@@ -72,12 +77,20 @@ async def create_service_key(
         account_id=access.principal.account_id,
         org_id=access.org.id,
         ip=ip,
-        key_id=key.id,
+        key_id=actor_key_id(access.principal),
+        api_key_id=key.id,
         name=key.name,
         kind="service",
         role=role,
     )
     return key, raw
+
+
+def owns(principal: Principal, key: ApiKey) -> bool:
+    """A member owns the keys made for their account; a service key owns only itself."""
+    if principal.account_id is not None:
+        return key.account_id == principal.account_id
+    return principal.api_key is not None and principal.api_key.id == key.id
 
 
 async def list_keys(session: AsyncSession, org_id: str, kinds: tuple[str, ...] | None = None) -> list[ApiKey]:
@@ -103,8 +116,7 @@ async def revoke_key(
         or (kinds and key.kind not in kinds)
     ):
         raise NotFound("API key not found", code="api_key_not_found")
-    own = key.account_id is not None and key.account_id == access.principal.account_id
-    if not own:
+    if not owns(access.principal, key):
         access.require("api_keys:manage")
     key.revoked_at = utcnow()
     audit.record(
@@ -113,7 +125,8 @@ async def revoke_key(
         account_id=access.principal.account_id,
         org_id=access.org.id,
         ip=ip,
-        key_id=key.id,
+        key_id=actor_key_id(access.principal),
+        api_key_id=key.id,
         name=key.name,
         kind=key.kind,
     )
@@ -145,7 +158,8 @@ async def create_member_key(
         account_id=account_id,
         org_id=access.org.id,
         ip=ip,
-        key_id=key.id,
+        key_id=actor_key_id(access.principal),
+        api_key_id=key.id,
         name=key.name,
         kind=kind,
     )
@@ -155,6 +169,11 @@ async def create_member_key(
 async def issue_cli_token(session: AsyncSession, runtime: Runtime, principal: Principal) -> tuple[str, int]:
     if principal.account_id is None or principal.org_id is None:
         raise Unauthorized("Sign in as a user to log the CLI in", code="account_required")
+    if principal.session_id is None:
+        # Otherwise a key limited by IP or expiry could mint an unlimited one through the CLI flow.
+        raise Forbidden(
+            "CLI login tokens are issued to a signed-in session, not to an API key", code="session_required"
+        )
     raw = generate_token(CLI_TOKEN_PREFIX)
     session.add(
         CliToken(
@@ -199,7 +218,7 @@ async def exchange_cli_token(
         account_id=account.id,
         org_id=org.id,
         ip=ip,
-        key_id=key.id,
+        api_key_id=key.id,
         name=key.name,
         kind="cli",
     )

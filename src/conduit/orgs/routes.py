@@ -124,14 +124,13 @@ def _service_key_out(key: ApiKey, raw: str | None = None) -> ServiceKeyOut:
 def _audit(
     session: SessionDep, access: OrgAccess, action: str, client: ClientDep, **metadata: object
 ) -> None:
-    key_id = access.principal.api_key.id if access.principal.api_key else None
     audit.record(
         session,
         action,
         account_id=access.principal.account_id,
         org_id=access.org.id,
         ip=client.ip,
-        key_id=key_id,
+        key_id=keys.actor_key_id(access.principal),
         **metadata,
     )
 
@@ -836,7 +835,7 @@ async def list_org_keys(
     prefix is shown."""
     listed = await keys.list_keys(session, access.org.id)
     if not access.can("api_keys:read"):
-        listed = [k for k in listed if k.account_id == access.principal.account_id]
+        listed = [k for k in listed if keys.owns(access.principal, k)]
     return [
         KeyOut(id=k.id, name=k.name, prefix=k.prefix, last_used_at=k.last_used_at, created_at=k.created_at)
         for k in listed
