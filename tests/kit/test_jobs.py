@@ -352,6 +352,22 @@ async def test_job_of_a_dead_worker_is_taken_over_after_its_lease(runtime: Runti
     assert (job.status, job.locked_by) == (DONE, None)
 
 
+async def test_job_whose_last_attempt_died_with_its_worker_is_dead(runtime: Runtime) -> None:
+    clock.freeze()
+    job_id = await add_job(runtime, RECORD, max_attempts=2)
+    for name in ("crashed-1", "crashed-2"):
+        assert len(await JobWorker(runtime, name=name).claim(1)) == 1
+        clock.advance(LEASE + timedelta(seconds=1))
+
+    assert await JobWorker(runtime, name="survivor").run_until_idle() == 1
+
+    assert executions == []
+    job = await load(runtime, job_id)
+    assert (job.status, job.attempts) == (DEAD, 3)
+    assert job.last_error == "the worker running its last attempt stopped before finishing"
+    assert await JobWorker(runtime).run_until_idle() == 0
+
+
 async def test_run_that_lost_its_lease_drops_its_writes(runtime: Runtime) -> None:
     clock.freeze()
     job_id = await add_job(runtime, LOSE_LEASE)

@@ -307,6 +307,12 @@ class JobWorker:
         if spec is None:
             await self._fail(job, None, f"no handler for job kind {job.kind!r}", final=True)
             return
+        if job.attempts > job.max_attempts:
+            # Taken over after its last attempt died with its worker: a job that crashes every
+            # worker running it would otherwise be retried forever.
+            reason = "the worker running its last attempt stopped before finishing"
+            await self._fail(job, spec, reason, final=True)
+            return
         bound = log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts)
         try:
             async with self.runtime.db.session() as session:
