@@ -164,12 +164,23 @@ async def test_invalid_allowed_ips_are_422(
         {"name": "x" * 201},
         {"name": "x", "expires_in": -1},
         {"name": "x", "allowed_ips": "10.0.0.1"},
+        {"name": "x", "expires_in": 11 * 365 * 86400},
+        {"name": "x", "allowed_ips": [f"10.0.0.{n}" for n in range(101)]},
     ],
 )
 async def test_invalid_create_bodies_are_422(
     client: httpx.AsyncClient, user: User, body: dict[str, Any]
 ) -> None:
     assert_error(await client.post(TOKENS, headers=user.headers, json=body), 422, "validation_error")
+
+
+async def test_a_blank_name_is_422(client: httpx.AsyncClient, user: User) -> None:
+    assert_error(await client.post(TOKENS, headers=user.headers, json={"name": "   "}), 422)
+    assert await list_tokens(client, user) == []
+
+
+async def test_the_name_is_trimmed(client: httpx.AsyncClient, user: User) -> None:
+    assert (await create_api_token(client, user, name="  deploy  "))["name"] == "deploy"
 
 
 async def test_token_expires_after_expires_in(client: httpx.AsyncClient, user: User) -> None:

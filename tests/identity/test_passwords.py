@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -205,6 +206,18 @@ async def test_changing_the_password_spends_outstanding_reset_tokens(
     assert response.status_code == 204
     assert_error(await confirm_reset(client, token, "a third passphrase"), 401, "invalid_reset_token")
     assert (await sign_in(client, user.email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_a_reset_token_sent_twice_at_once_works_once(
+    client: httpx.AsyncClient, user: User, runtime: Runtime, worker: JobWorker
+) -> None:
+    token = await request_reset_token(client, runtime, worker, user.email)
+    responses = await asyncio.gather(
+        confirm_reset(client, token, NEW_PASSWORD), confirm_reset(client, token, "a third passphrase")
+    )
+    assert sorted(r.status_code for r in responses) == [204, 401]
+    winner = NEW_PASSWORD if responses[0].status_code == 204 else "a third passphrase"
+    assert (await sign_in(client, user.email, winner)).status_code == 200
 
 
 async def test_reset_clears_an_account_lockout(

@@ -3,6 +3,7 @@ code, replay protection, disable and backup-code regeneration (seed 002, 2FA).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import struct
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from conduit.identity import totp
 from conduit.kit.clock import clock
+from conduit.kit.jobs import JobWorker
 from conduit.kit.runtime import Runtime
 from tests.conftest import PASSWORD, User
 from tests.identity.conftest import (
@@ -27,6 +29,7 @@ from tests.identity.conftest import (
     enable_2fa,
     freeze_at_step_start,
     next_step,
+    request_reset_token,
     sign_in,
     totp_challenge,
 )
@@ -302,6 +305,55 @@ async def test_an_older_code_is_refused_once_a_newer_one_was_used(
     assert (await complete(client, await totp_challenge(client, user), newer)).status_code == 200
     older = totp.code_at(factor.secret, step)
     assert_error(await complete(client, await totp_challenge(client, user), older), 401, "invalid_totp_code")
+
+
+async def test_the_same_code_sent_twice_at_once_signs_in_once(client: httpx.AsyncClient, user: User) -> None:
+    factor = await enable_2fa(client, user)
+    challenges = [await totp_challenge(client, user) for _ in range(2)]
+    code = current_code(factor.secret)
+    responses = await asyncio.gather(*(complete(client, challenge, code) for challenge in challenges))
+    assert sorted(r.status_code for r in responses) == [200, 401]
+
+
+async def test_the_same_backup_code_sent_twice_at_once_signs_in_once(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    factor = await enable_2fa(client, user)
+    challenges = [await totp_challenge(client, user) for _ in range(2)]
+    code = factor.backup_codes[0]
+    responses = await asyncio.gather(*(complete(client, challenge, code) for challenge in challenges))
+    assert sorted(r.status_code for r in responses) == [200, 401]
+
+
+async def test_a_password_change_ends_pending_2fa_sign_ins(client: httpx.AsyncClient, user: User) -> None:
+    factor = await enable_2fa(client, user)
+    pending = await totp_challenge(client, user)
+    changed = await client.put(
+        f"{API}/accounts/me/password",
+        headers=user.headers,
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )
+    assert changed.status_code == 204
+    # The challenge proved the old password; it must not open a session any more.
+    assert_error(await complete(client, pending, current_code(factor.secret)), 401, "invalid_totp_token")
+
+
+async def test_a_password_reset_ends_pending_2fa_sign_ins(
+    client: httpx.AsyncClient, user: User, runtime: Runtime, worker: JobWorker
+) -> None:
+    factor = await enable_2fa(client, user)
+    pending = await totp_challenge(client, user)
+    token = await request_reset_token(client, runtime, worker, user.email)
+    reset = await client.put(
+        f"{API}/accounts/me/password-reset", json={"token": token, "new_password": "a brand new passphrase"}
+    )
+    assert reset.status_code == 204
+    assert_error(await complete(client, pending, current_code(factor.secret)), 401, "invalid_totp_token")
+    # 2FA stays on after a reset: the new password leads to a new challenge.
+    fresh = await client.post(
+        f"{API}/sessions", json={"email": user.email, "password": "a brand new passphrase"}
+    )
+    assert fresh.json()["totp_required"] is True
 
 
 async def test_codes_may_be_typed_with_a_space(client: httpx.AsyncClient, user: User) -> None:

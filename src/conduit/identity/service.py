@@ -431,12 +431,20 @@ async def request_password_reset(
     audit.record(session, "password.reset_requested", account_id=account.id, ip=client.ip)
 
 
-async def _spend_reset_tokens(session: AsyncSession, account_id: str) -> None:
-    """Once the password is set, a reset email still sitting in an inbox must not set it again."""
+async def _spend_password_proofs(session: AsyncSession, account_id: str) -> None:
+    """Once the password is set, what proved the old one is spent: a reset email still sitting in
+    an inbox, and a 2FA sign-in that got past the old password and waits for its code."""
+    now = utcnow()
     await session.execute(
         update(PasswordResetToken)
         .where(PasswordResetToken.account_id == account_id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=utcnow())
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(LoginChallenge)
+        .where(LoginChallenge.account_id == account_id, LoginChallenge.used_at.is_(None))
+        .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
 
@@ -472,7 +480,7 @@ async def confirm_password_reset(
         raise Unauthorized("Reset token is invalid or has expired", code="invalid_reset_token")
     account.password_hash = await _hash(new_password)
     account.password_changed_at = now
-    await _spend_reset_tokens(session, account.id)
+    await _spend_password_proofs(session, account.id)
     await revoke_sessions(session, account.id, reason="password_reset")
     await revoke_account_keys(session, account.id)
     await ratelimit.clear_events(session, f"signin:acct:{account.email}")
@@ -496,7 +504,7 @@ async def change_password(
     check_password(new_password, email=account.email)
     account.password_hash = await _hash(new_password)
     account.password_changed_at = utcnow()
-    await _spend_reset_tokens(session, account.id)
+    await _spend_password_proofs(session, account.id)
     await revoke_sessions(
         session, account.id, reason="password_changed", except_session_id=principal.session_id
     )
@@ -692,6 +700,8 @@ async def create_account_token(
 ) -> tuple[ApiKey, str]:
     account = principal.account
     assert account is not None
+    if not name.strip():
+        raise Unprocessable("The token name must not be blank", code="invalid_name")
     org_id = principal.org_id or await orgs.personal_org_id(session, account.id)
     if org_id is None:
         raise Unprocessable("The account belongs to no organization", code="no_organization")
