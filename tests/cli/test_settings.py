@@ -6,8 +6,12 @@ import json
 import secrets
 from pathlib import Path
 
+import pytest
+
 from conduit.settings import Settings
 from tests.e2e.processes import conduit_env, run_cli
+
+pytestmark = pytest.mark.e2e  # each test starts `conduit` processes
 
 EVERY_SETTING = {f"CONDUIT_{name.upper()}" for name in Settings.model_fields}
 SECRET_KEY = "settings-test-secret-" + secrets.token_urlsafe(16)
