@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from conduit.kit.clock import utcnow
 
 T = TypeVar("T")
 
-Name = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A name that is safe in a URL path segment and a shell argument.
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -25,21 +28,21 @@ def envelope(message: str, data: Any = None) -> dict[str, Any]:
 
 
 class CreateConfig(BaseModel):
-    config_name: str = Name
+    config_name: Name
     description: str | None = Field(None, max_length=2000)
 
 
 class UpdateConfig(BaseModel):
-    new_config_name: str | None = Name
+    new_config_name: Name | None = None
     description: str | None = Field(None, max_length=2000)
 
 
 class CopyConfig(BaseModel):
-    new_config_name: str = Name
+    new_config_name: Name
 
 
 class ConfigServerIn(BaseModel):
-    server_name: str = Name
+    server_name: Name
     server_command: str | None = Field(None, max_length=1024)
     args: list[str] | None = Field(None, max_length=200)
     url: str | None = Field(None, max_length=2048, description="Upstream URL instead of a command")
@@ -80,17 +83,17 @@ class ConfigOut(BaseModel):
 
 
 class CreateProject(BaseModel):
-    project_name: str = Name
+    project_name: Name
     description: str | None = Field(None, max_length=2000)
 
 
 class UpdateProject(BaseModel):
-    new_project_name: str | None = Name
+    new_project_name: Name | None = None
     description: str | None = Field(None, max_length=2000)
 
 
 class AssignConfig(BaseModel):
-    config_name: str = Name
+    config_name: Name
 
 
 class ProjectOut(BaseModel):
@@ -124,7 +127,7 @@ class UserOut(BaseModel):
 
 
 class CreateUserKey(BaseModel):
-    project_name: str = Name
+    project_name: Name
     name: str | None = Field(None, max_length=200)
 
 
