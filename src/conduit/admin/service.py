@@ -179,12 +179,14 @@ async def update_config_server(
     session: AsyncSession, runtime: Runtime, config: Config, server_name: str, body: ConfigServerUpdate
 ) -> tuple[ConfigServer, Server]:
     link, server = await get_config_server(session, config, server_name)
+    to_url = body.url is not None and body.server_command is None
     servers.update_definition(
         runtime.keyring,
         server,
         upstream_url=body.url,
         command=body.server_command,
-        args=body.args,
+        # A server moved to a URL keeps no command arguments.
+        args=[] if to_url else body.args,
         env=body.env,
         description=body.description,
     )
