@@ -3,7 +3,8 @@
 The `configuration` part is deterministic (sorted, no ids or timestamps), so backup → wipe →
 restore → backup gives the same bytes. Secrets (server environments) are left out unless asked
 for, and then sealed with a passphrase (scrypt + AES-256-GCM). Restore validates the whole
-document before it changes anything, then replaces the configuration in one transaction.
+document before it changes anything, then brings the configuration to the backup's in one
+transaction, matching rows by name so that what points at them (project keys) keeps working.
 """
 
 from __future__ import annotations
@@ -11,28 +12,32 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import conduit
 from conduit.admin import service as admin
 from conduit.admin.models import Config, ConfigServer, Project, ProjectMember
+from conduit.admin.schemas import Name
 from conduit.billing import service as billing
 from conduit.identity.models import Account
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import BadRequest, Unprocessable
 from conduit.kit.runtime import Runtime
 from conduit.orgs import service as orgs
-from conduit.orgs.models import Organization
+from conduit.orgs.models import Membership, Organization
+from conduit.orgs.permissions import ROLE_KEYS
 from conduit.servers import service as servers
 from conduit.servers.models import Server
 
+# Accounts are matched by lower-cased email, as everywhere else.
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320, strip_whitespace=True, to_lower=True)]
 FORMAT = "conduit-backup"
 VERSION = 1
 SCRYPT_N = 2**15
@@ -40,7 +45,7 @@ SCRYPT_N = 2**15
 
 class ServerEntry(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    slug: str = Field(min_length=1, max_length=64)
+    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str | None = None
     transport: str
     upstream_url: str | None = None
@@ -57,20 +62,20 @@ class ConfigServerEntry(BaseModel):
 
 
 class ConfigEntry(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     description: str | None = None
     servers: list[ConfigServerEntry] = []
 
 
 class ProjectEntry(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     description: str | None = None
     config: str | None = None
-    users: list[str] = []
+    users: list[Email] = []
 
 
 class UserEntry(BaseModel):
-    email: str
+    email: Email
     role: str
 
 
@@ -201,19 +206,8 @@ async def build(
     return document
 
 
-def _validate(
-    raw: dict[str, Any], passphrase: str | None
-) -> tuple[BackupDocument, dict[str, dict[str, str]]]:
-    try:
-        document = BackupDocument.model_validate(raw)
-    except ValidationError as exc:
-        invalid = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise Unprocessable(
-            "The backup document is not valid", code="invalid_backup", detail=invalid
-        ) from exc
-    if document.format != FORMAT or document.version != VERSION:
-        raise BadRequest(f"Not a {FORMAT} version {VERSION} document", code="invalid_backup")
-    conf = document.configuration
+def _problems(conf: Configuration) -> list[str]:
+    """Everything that would make the restore fail or leave dangling references."""
     problems: list[str] = []
     names = [s.name for s in conf.servers]
     if len(set(names)) != len(names) or len({s.slug for s in conf.servers}) != len(names):
@@ -223,8 +217,13 @@ def _validate(
             servers.infer_transport(
                 upstream_url=server.upstream_url, command=server.command, transport=server.transport
             )
+            if server.upstream_url:
+                servers.validate_url(server.upstream_url)
         except Unprocessable as exc:
             problems.append(f"server {server.name!r}: {exc.message}")
+        bad_env = [n for n in server.env_names if not servers.ENV_NAME.match(n)]
+        if bad_env:
+            problems.append(f"server {server.name!r}: invalid environment variable names {bad_env}")
     config_names = [c.name for c in conf.configs]
     if len(set(config_names)) != len(config_names):
         problems.append("configuration names must be unique")
@@ -235,9 +234,14 @@ def _validate(
             if e.server not in names
         ]
     user_emails = {u.email for u in conf.users}
+    if len(user_emails) != len(conf.users):
+        problems.append("user emails must be unique")
     for user in conf.users:
-        if user.role not in ("admin", "developer", "viewer"):
+        if user.role not in ROLE_KEYS:
             problems.append(f"user {user.email!r} has unknown role {user.role!r}")
+    project_names = [p.name for p in conf.projects]
+    if len(set(project_names)) != len(project_names):
+        problems.append("project names must be unique")
     for project in conf.projects:
         if project.config is not None and project.config not in config_names:
             problems.append(f"project {project.name!r} names unknown configuration {project.config!r}")
@@ -246,87 +250,191 @@ def _validate(
             for u in project.users
             if u not in user_emails
         ]
+    return problems
+
+
+def _validate(
+    raw: dict[str, Any], passphrase: str | None
+) -> tuple[BackupDocument, dict[str, dict[str, str]] | None]:
+    """The document and its opened secrets (None when it holds none), or an error."""
+    if raw.get("format") != FORMAT or raw.get("version") != VERSION:
+        raise BadRequest(f"Not a {FORMAT} version {VERSION} document", code="invalid_backup")
+    try:
+        document = BackupDocument.model_validate(raw)
+    except ValidationError as exc:
+        invalid = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise Unprocessable(
+            "The backup document is not valid", code="invalid_backup", detail=invalid
+        ) from exc
+    problems = _problems(document.configuration)
     if problems:
         raise Unprocessable("The backup document is inconsistent", code="invalid_backup", detail=problems)
-    env: dict[str, dict[str, str]] = {}
-    if document.secrets is not None:
-        if not passphrase:
-            raise Unprocessable("This backup holds secrets: give its passphrase", code="passphrase_required")
-        env = open_secrets(document.secrets, passphrase)
-    return document, env
+    if document.secrets is None:
+        return document, None
+    if not passphrase:
+        raise Unprocessable("This backup holds secrets: give its passphrase", code="passphrase_required")
+    return document, open_secrets(document.secrets, passphrase)
 
 
 async def restore(
     session: AsyncSession, runtime: Runtime, org: Organization, raw: dict[str, Any], passphrase: str | None
-) -> dict[str, int]:
-    document, env = _validate(raw, passphrase)
+) -> dict[str, Any]:
+    """Make the organization's servers, configurations and projects those of the backup.
+
+    Validated first; then everything is one transaction, so a failure leaves the old state.
+    Rows are matched by name and updated in place, so project keys and anything else that
+    points at a server, configuration or project by id keeps working. Keys of projects or
+    project members the backup drops are revoked. Without sealed secrets, a server keeps the
+    environment values it has for the names the backup lists; the others are reported in
+    `env_missing`.
+    """
+    document, secret_env = _validate(raw, passphrase)
     conf = document.configuration
-    upgrade = admin.upgrade_url(runtime)
-    billing.ensure_capacity(org.plan, "servers", 0, adding=len(conf.servers), upgrade_url=upgrade)
-    # Replace: everything below is one transaction, so a failure leaves the old configuration.
-    project_ids = select(Project.id).where(Project.org_id == org.id)
-    await session.execute(delete(ProjectMember).where(ProjectMember.project_id.in_(project_ids)))
-    await session.execute(delete(Project).where(Project.org_id == org.id))
-    config_ids = select(Config.id).where(Config.org_id == org.id)
-    await session.execute(delete(ConfigServer).where(ConfigServer.config_id.in_(config_ids)))
-    await session.execute(delete(Config).where(Config.org_id == org.id))
-    await session.execute(delete(Server).where(Server.org_id == org.id))
-    await session.flush()
-    server_ids: dict[str, str] = {}
-    for entry in conf.servers:
-        server = Server(
-            org_id=org.id,
-            name=entry.name,
-            slug=entry.slug,
-            description=entry.description,
-            transport=entry.transport,
-            upstream_url=entry.upstream_url,
-            command=entry.command,
-            args=entry.args,
-            env_sealed=servers.seal_env(runtime.keyring, org.id, env.get(entry.name) or None),
-            public=entry.public,
-            settings=entry.settings,
-        )
-        session.add(server)
-        await session.flush()
-        server_ids[entry.name] = server.id
-    config_ids_by_name: dict[str, str] = {}
-    for config_entry in conf.configs:
-        config = Config(org_id=org.id, name=config_entry.name, description=config_entry.description)
-        session.add(config)
-        await session.flush()
-        config_ids_by_name[config.name] = config.id
-        for link in config_entry.servers:
-            session.add(
-                ConfigServer(config_id=config.id, server_id=server_ids[link.server], tools=link.tools)
-            )
+    await _ensure_capacity(session, runtime, org, conf)
     accounts = {user.email: await _ensure_member(session, org, user) for user in conf.users}
-    for project_entry in conf.projects:
-        project = Project(
-            org_id=org.id,
-            name=project_entry.name,
-            description=project_entry.description,
-            config_id=config_ids_by_name.get(project_entry.config or ""),
-        )
-        session.add(project)
-        await session.flush()
-        for email in project_entry.users:
-            session.add(ProjectMember(project_id=project.id, account_id=accounts[email]))
+    server_ids, env_missing = await _restore_servers(session, runtime, org, conf.servers, secret_env)
+    config_ids = await _restore_configs(session, org, conf.configs, server_ids)
+    await _restore_projects(session, org, conf.projects, config_ids, accounts)
     await session.flush()
     return {
         "servers": len(conf.servers),
         "configs": len(conf.configs),
         "projects": len(conf.projects),
         "users": len(conf.users),
+        "env_missing": env_missing,
     }
+
+
+async def _ensure_capacity(
+    session: AsyncSession, runtime: Runtime, org: Organization, conf: Configuration
+) -> None:
+    upgrade = admin.upgrade_url(runtime)
+    billing.ensure_capacity(org.plan, "servers", 0, adding=len(conf.servers), upgrade_url=upgrade)
+    members = set(
+        (
+            await session.scalars(
+                select(Account.email)
+                .join(Membership, Membership.account_id == Account.id)
+                .where(Membership.org_id == org.id)
+            )
+        ).all()
+    )
+    joining = len({u.email for u in conf.users} - members)
+    if joining:
+        billing.ensure_capacity(org.plan, "members", len(members), adding=joining, upgrade_url=upgrade)
+
+
+async def _restore_servers(
+    session: AsyncSession,
+    runtime: Runtime,
+    org: Organization,
+    entries: list[ServerEntry],
+    secret_env: dict[str, dict[str, str]] | None,
+) -> tuple[dict[str, str], list[str]]:
+    """Server ids by name, and the environment variables left without a value."""
+    config_ids = select(Config.id).where(Config.org_id == org.id)
+    # Links are rebuilt from the backup; dropping them first lets servers go in any order.
+    await session.execute(delete(ConfigServer).where(ConfigServer.config_id.in_(config_ids)))
+    existing = {
+        s.name: s for s in (await session.scalars(select(Server).where(Server.org_id == org.id))).all()
+    }
+    wanted = {entry.name: entry for entry in entries}
+    for name, old in existing.items():
+        if name not in wanted:
+            await session.delete(old)
+        elif old.slug != wanted[name].slug:
+            # Freed first, so two servers can swap slugs without breaking uniqueness.
+            old.slug = f"restoring-{old.id}"
+    await session.flush()
+    ids: dict[str, str] = {}
+    missing: list[str] = []
+    for entry in entries:
+        server = existing.get(entry.name)
+        if secret_env is not None:
+            env = secret_env.get(entry.name) or {}
+        else:
+            current = servers.unseal_env(runtime.keyring, server) if server else {}
+            env = {n: current[n] for n in entry.env_names if n in current}
+            missing += [f"{entry.name}: {n}" for n in entry.env_names if n not in current]
+        if server is None:
+            server = Server(org_id=org.id, name=entry.name)
+            session.add(server)
+        server.slug = entry.slug
+        server.description = entry.description
+        server.transport = entry.transport
+        server.upstream_url = entry.upstream_url
+        server.command = entry.command
+        server.args = entry.args
+        server.env_sealed = servers.seal_env(runtime.keyring, org.id, env or None)
+        server.public = entry.public
+        server.settings = entry.settings
+        await session.flush()
+        ids[entry.name] = server.id
+    return ids, missing
+
+
+async def _restore_configs(
+    session: AsyncSession, org: Organization, entries: list[ConfigEntry], server_ids: dict[str, str]
+) -> dict[str, str]:
+    existing = {c.name: c for c in await admin.list_configs(session, org.id)}
+    wanted = {entry.name for entry in entries}
+    for name, old in existing.items():
+        if name not in wanted:
+            await session.delete(old)
+    ids: dict[str, str] = {}
+    for entry in entries:
+        config = existing.get(entry.name)
+        if config is None:
+            config = Config(org_id=org.id, name=entry.name)
+            session.add(config)
+        config.description = entry.description
+        await session.flush()
+        ids[entry.name] = config.id
+        for link in entry.servers:
+            session.add(
+                ConfigServer(config_id=config.id, server_id=server_ids[link.server], tools=link.tools)
+            )
+    await session.flush()
+    return ids
+
+
+async def _restore_projects(
+    session: AsyncSession,
+    org: Organization,
+    entries: list[ProjectEntry],
+    config_ids: dict[str, str],
+    accounts: dict[str, str],
+) -> None:
+    existing = {p.name: p for p in await admin.list_projects(session, org.id)}
+    wanted = {entry.name for entry in entries}
+    for name, old in existing.items():
+        if name not in wanted:
+            await admin.revoke_project_keys(session, old.id)
+            await session.delete(old)
+    for entry in entries:
+        project = existing.get(entry.name)
+        if project is None:
+            project = Project(org_id=org.id, name=entry.name)
+            session.add(project)
+        project.description = entry.description
+        project.config_id = config_ids[entry.config] if entry.config else None
+        await session.flush()
+        members = [accounts[email] for email in entry.users]
+        await session.execute(delete(ProjectMember).where(ProjectMember.project_id == project.id))
+        if members:
+            await admin.revoke_project_keys(session, project.id, except_accounts=members)
+        else:
+            await admin.revoke_project_keys(session, project.id)
+        for account_id in members:
+            session.add(ProjectMember(project_id=project.id, account_id=account_id))
+    await session.flush()
 
 
 async def _ensure_member(session: AsyncSession, org: Organization, user: UserEntry) -> str:
     """The account id of `user`, made a member of `org` with the backed-up role."""
-    email = user.email.strip().lower()
-    account = await session.scalar(select(Account).where(Account.email == email))
+    account = await session.scalar(select(Account).where(Account.email == user.email))
     if account is None:
-        account = Account(email=email, password_hash=None)
+        account = Account(email=user.email, password_hash=None)
         session.add(account)
         await session.flush()
     role = await orgs.role_in(session, org.id, account.id)

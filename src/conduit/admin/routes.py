@@ -735,15 +735,10 @@ async def delete_user_key(
 )
 async def system_health(session: SessionDep, runtime: RuntimeDep, access: Read) -> Data:
     await session.execute(text("SELECT 1"))
-    counts = dict(
-        (
-            await session.execute(
-                select(Job.status, func.count()).where(Job.status.in_((PENDING, DEAD))).group_by(Job.status)
-            )
-        )
-        .tuples()
-        .all()
+    rows = await session.execute(
+        select(Job.status, func.count()).where(Job.status.in_((PENDING, DEAD))).group_by(Job.status)
     )
+    counts: dict[str, int] = {status: count for status, count in rows.all()}
     return envelope(
         "System is healthy",
         {
@@ -790,8 +785,10 @@ async def system_backup(
 async def system_restore(
     body: RestoreRequest, session: SessionDep, runtime: RuntimeDep, client: ClientDep, access: System
 ) -> Data:
-    """Validated first; then servers, configurations and projects are replaced all at once.
-    Members are added or updated, never removed."""
+    """Validated first; then servers, configurations and projects become the backup's, all at
+    once, matched by name (project keys keep working; keys of dropped projects or project
+    members are revoked). Members are added or updated, never removed. Without sealed secrets,
+    servers keep their current environment values; names without one are in `env_missing`."""
     counts = await backup.restore(session, runtime, access.org, body.backup, body.passphrase)
     _audit(session, access, "system.restore", client, **counts)
     return envelope("Backup restored", counts)

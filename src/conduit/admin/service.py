@@ -7,6 +7,8 @@ that configuration's servers through `/mcp`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,14 +254,23 @@ async def update_project(
 
 
 async def delete_project(session: AsyncSession, project: Project) -> None:
-    await _revoke_project_keys(session, project.id)
+    await revoke_project_keys(session, project.id)
     await session.delete(project)
 
 
-async def _revoke_project_keys(session: AsyncSession, project_id: str, account_id: str | None = None) -> None:
+async def revoke_project_keys(
+    session: AsyncSession,
+    project_id: str,
+    *,
+    account_id: str | None = None,
+    except_accounts: Collection[str] = (),
+) -> None:
+    """Revoke the project's keys: all of them, one account's, or all but some accounts'."""
     statement = update(ApiKey).where(ApiKey.project_id == project_id, ApiKey.revoked_at.is_(None))
     if account_id is not None:
         statement = statement.where(ApiKey.account_id == account_id)
+    if except_accounts:
+        statement = statement.where(ApiKey.account_id.not_in(list(except_accounts)))
     await session.execute(statement.values(revoked_at=utcnow()))
 
 
@@ -301,7 +312,7 @@ async def remove_project_user(session: AsyncSession, project: Project, email: st
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound(f"{email} is not in project {project.name!r}", code="project_user_not_found")
-    await _revoke_project_keys(session, project.id, account.id)
+    await revoke_project_keys(session, project.id, account_id=account.id)
 
 
 # --- users ----------------------------------------------------------------------------------
