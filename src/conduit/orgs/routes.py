@@ -741,16 +741,12 @@ async def dashboard_analytics(
     calls = await billing.daily_series(session, org_id, "gateway_calls", days)
     since = utcnow() - timedelta(days=days)
     events = (
-        (
-            await session.execute(
-                select(AuditEvent.created_at, AuditEvent.action).where(
-                    AuditEvent.org_id == org_id, AuditEvent.created_at >= since
-                )
+        await session.execute(
+            select(AuditEvent.created_at, AuditEvent.action).where(
+                AuditEvent.org_id == org_id, AuditEvent.created_at >= since
             )
         )
-        .tuples()
-        .all()
-    )
+    ).all()
     audit_by_day: dict[str, int] = {}
     keys_by_day: dict[str, int] = {}
     for created, action in events:
