@@ -143,7 +143,8 @@ async def consume(
     limit: int | None = getattr(plan_for(plan_key), attribute)
     key, resets_at = period_bounds(period)
     if limit is not None and amount > limit:
-        raise over_limit(message, used=0, limit=limit, resets_at=resets_at, upgrade_url=upgrade_url)
+        used = (await usage(session, org_id, plan_key, metric)).used
+        raise over_limit(message, used=used, limit=limit, resets_at=resets_at, upgrade_url=upgrade_url)
     table = UsageCounter.__table__
     insert = _insert_for(session)
     statement = insert(table).values(org_id=org_id, metric=metric, period=key, count=amount)
@@ -181,4 +182,4 @@ async def daily_series(session: AsyncSession, org_id: str, metric: str, days: in
         .where(UsageCounter.org_id == org_id, UsageCounter.metric == metric, UsageCounter.period >= start)
         .group_by(UsageCounter.period)
     )
-    return {period: int(total) for period, total in rows.tuples().all()}
+    return {period: int(total) for period, total in rows.all()}

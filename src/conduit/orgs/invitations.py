@@ -204,6 +204,7 @@ async def accept(
         )
     org = await session.get(Organization, invitation.org_id)
     assert org is not None
+    await service.lock_org(session, org.id)
     billing.ensure_capacity(
         org.plan,
         "members",

@@ -45,6 +45,7 @@ async def active_key_count(session: AsyncSession, org_id: str) -> int:
 
 
 async def _check_capacity(session: AsyncSession, runtime: Runtime, org: Organization) -> None:
+    await service.lock_org(session, org.id)
     billing.ensure_capacity(
         org.plan, "keys", await active_key_count(session, org.id), upgrade_url=upgrade_url(runtime)
     )
