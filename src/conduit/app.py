@@ -51,7 +51,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if worker is not None and worker_task is not None:
             worker.stop()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Running jobs get 10 s to finish; an unfinished one is taken over after its lease.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(worker_task, timeout=10)
         await runtime.close()
 
