@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -178,3 +179,16 @@ async def test_unknown_organization_is_404(client: httpx.AsyncClient, user: User
     assert_error(
         await client.get(org_path("org_doesnotexist"), headers=user.headers), 404, "organization_not_found"
     )
+
+
+async def test_two_organizations_claiming_one_slug_at_once(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first = await new_team(client, runtime)
+    second = await new_team(client, runtime)
+    results = await asyncio.gather(
+        client.patch(first.path, json={"slug": "contested"}, headers=first.owner.headers),
+        client.patch(second.path, json={"slug": "contested"}, headers=second.owner.headers),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    assert_error(next(r for r in results if r.status_code != 200), 409, "slug_taken")

@@ -143,8 +143,10 @@ async def consume(
     limit: int | None = getattr(plan_for(plan_key), attribute)
     key, resets_at = period_bounds(period)
     if limit is not None and amount > limit:
-        used = (await usage(session, org_id, plan_key, metric)).used
-        raise over_limit(message, used=used, limit=limit, resets_at=resets_at, upgrade_url=upgrade_url)
+        current = await usage(session, org_id, plan_key, metric)
+        raise over_limit(
+            message, used=current.used, limit=limit, resets_at=resets_at, upgrade_url=upgrade_url
+        )
     table = UsageCounter.__table__
     insert = _insert_for(session)
     statement = insert(table).values(org_id=org_id, metric=metric, period=key, count=amount)

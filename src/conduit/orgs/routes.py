@@ -211,19 +211,14 @@ async def update_organization(
     client: ClientDep,
     access: Annotated[OrgAccess, org_access("org:update")],
 ) -> OrganizationOut:
-    org = access.org
-    changes = body.model_dump(exclude_none=True)
-    if body.slug is not None and body.slug != org.slug:
-        service.validate_slug(body.slug)
-        if await session.scalar(select(Organization.id).where(Organization.slug == body.slug)):
-            raise Conflict("An organization with this slug already exists", code="slug_taken")
-        org.slug = body.slug
-    if body.name is not None:
-        org.name = body.name.strip()
-    if body.publicMcpGuidesEnabled is not None:
-        org.public_guides_enabled = body.publicMcpGuidesEnabled
-    org.updated_at = utcnow()
-    _audit(session, access, "organization.updated", client, changes=changes)
+    org = await service.update_org(
+        session,
+        access.org,
+        name=body.name,
+        slug=body.slug,
+        public_guides_enabled=body.publicMcpGuidesEnabled,
+    )
+    _audit(session, access, "organization.updated", client, changes=body.model_dump(exclude_none=True))
     return await _org_out(session, org, access.role)
 
 

@@ -57,6 +57,37 @@ def validate_role(role: str) -> str:
     return role
 
 
+async def _claim_slug(session: AsyncSession, org: Organization, slug: str) -> None:
+    """Give `org` a slug no other organization has; the unique index settles a race (409)."""
+    validate_slug(slug)
+    taken = select(Organization.id).where(Organization.slug == slug, Organization.id != org.id)
+    if await session.scalar(taken):
+        raise Conflict("An organization with this slug already exists", code="slug_taken")
+    org.slug = slug
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the request's transaction is rolled back with the 409
+        raise Conflict("An organization with this slug already exists", code="slug_taken") from exc
+
+
+async def update_org(
+    session: AsyncSession,
+    org: Organization,
+    *,
+    name: str | None,
+    slug: str | None,
+    public_guides_enabled: bool | None,
+) -> Organization:
+    if slug is not None and slug != org.slug:
+        await _claim_slug(session, org, slug)
+    if name is not None:
+        org.name = name
+    if public_guides_enabled is not None:
+        org.public_guides_enabled = public_guides_enabled
+    org.updated_at = utcnow()
+    return org
+
+
 async def create_org(
     session: AsyncSession,
     *,
