@@ -15,6 +15,7 @@ from conduit.admin.routes import router as admin_router
 from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
 from conduit.identity.routes import router as identity_router
 from conduit.kit import errors
+from conduit.kit import logging as kit_logging
 from conduit.kit import mailer as _mailer  # noqa: F401 - registers the mail job
 from conduit.kit import ratelimit as _ratelimit  # noqa: F401 - registers its periodic job
 from conduit.kit.jobs import JobWorker
@@ -59,6 +60,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or Runtime.create(settings or Settings())
+    # Whoever embeds the app gets JSON lines with secrets redacted, not structlog's defaults.
+    kit_logging.configure(runtime.settings.log_level, runtime.settings.log_json)
     app = FastAPI(
         title="Conduit",
         version=conduit.__version__,

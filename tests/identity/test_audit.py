@@ -213,3 +213,20 @@ async def test_purge_older_than_returns_how_many_it_deleted(
     async with runtime.db.session() as session:
         left = (await session.scalars(select(AuditEvent.action))).all()
     assert left == ["test.recent"]
+
+
+async def test_events_of_the_same_instant_keep_the_order_they_happened_in(client: httpx.AsyncClient) -> None:
+    clock.freeze()
+    user = await sign_up(client)
+    for name in ("first", "second", "third"):
+        created = await client.post(
+            f"{API}/accounts/me/api-tokens", json={"name": name}, headers=user.headers
+        )
+        assert created.status_code == 201
+    entries = (await client.get(f"{API}/accounts/me/audit-log", headers=user.headers)).json()
+    assert [e["metadata"].get("name") for e in entries if e["action"] == "api_token.created"] == [
+        "third",
+        "second",
+        "first",
+    ]
+    assert [e["action"] for e in entries][-2:] == ["session.created", "account.created"]

@@ -34,7 +34,7 @@ async def list_for_account(session: AsyncSession, account_id: str, limit: int) -
     rows = await session.scalars(
         select(AuditEvent)
         .where(AuditEvent.account_id == account_id)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.seq.desc())
         .limit(limit)
     )
     return list(rows.all())

@@ -7,10 +7,11 @@ TOTP seeds sealed; nothing here can be used as a credential if the database leak
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conduit.kit.clock import utcnow
@@ -116,6 +117,16 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_last_sequence = 0
+
+
+def next_sequence() -> int:
+    """Wall-clock nanoseconds, strictly increasing within the process."""
+    global _last_sequence
+    _last_sequence = max(time.time_ns(), _last_sequence + 1)
+    return _last_sequence
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_log"
     __table_args__ = (
@@ -131,3 +142,5 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Orders events recorded at the same instant (one request writes several): see next_sequence.
+    seq: Mapped[int] = mapped_column(BigInteger, default=lambda: next_sequence())

@@ -33,6 +33,7 @@ from conduit.identity.passwords import check_password
 from conduit.kit import ratelimit
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from conduit.kit.jobs import JobContext, enqueue, registry
 from conduit.kit.mailer import queue_email
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import (
@@ -395,8 +396,15 @@ async def sign_out(
 async def request_password_reset(
     session: AsyncSession, runtime: Runtime, *, email: str, client: ClientInfo
 ) -> None:
-    """Send a reset link if the account exists. The caller answers 202 either way."""
-    account = await account_by_email(session, email)
+    """Queue the reset; the caller answers 202. Known and unknown addresses cost the request the
+    same (one job row), so neither the answer nor its timing tells whether an account exists."""
+    enqueue(session, "identity.password_reset", {"email": normalize_email(email), "ip": client.ip})
+
+
+@registry.handler("identity.password_reset", max_attempts=5)
+async def _send_password_reset(ctx: JobContext) -> None:
+    session, runtime = ctx.session, ctx.runtime
+    account = await account_by_email(session, ctx.payload["email"])
     if account is None:
         return
     recent = await ratelimit.count_events(session, f"reset:{account.id}", timedelta(hours=1))
@@ -428,7 +436,7 @@ async def request_password_reset(
             "If you did not ask for this, ignore this message.\n"
         ),
     )
-    audit.record(session, "password.reset_requested", account_id=account.id, ip=client.ip)
+    audit.record(session, "password.reset_requested", account_id=account.id, ip=ctx.payload.get("ip"))
 
 
 async def _spend_password_proofs(session: AsyncSession, account_id: str) -> None:
