@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import httpx
@@ -308,3 +309,22 @@ async def test_invitation_input_is_validated(client: httpx.AsyncClient, runtime:
     missing = await client.post(f"{team.path}/invitations/inv_nope/resend", headers=team.owner.headers)
     assert_error(missing, 404, "invitation_not_found")
     assert await pending_ids(client, team) == []
+
+
+async def test_inviting_one_email_twice_at_once_makes_one_invitation(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    team = await new_team(client, runtime)
+    address = unique_email("twice")
+    results = await asyncio.gather(
+        *(
+            client.post(
+                f"{team.path}/invitations",
+                json={"email": address, "role": "viewer"},
+                headers=team.owner.headers,
+            )
+            for _ in range(3)
+        )
+    )
+    assert sorted(r.status_code for r in results) == [201, 409, 409], [r.text for r in results]
+    assert len(await pending_ids(client, team)) == 1

@@ -73,6 +73,7 @@ async def create(
     email = email.strip().lower()
     service.validate_role(role)
     org = access.org
+    await service.lock_org(session, org.id)  # one pending invitation per email, even when sent twice at once
     member = await session.scalar(
         select(Membership.id)
         .join(Account, Account.id == Membership.account_id)
