@@ -6,63 +6,90 @@ listener on 127.0.0.1; the CLI exchanges it for an API key and stores it (0600).
 
 from __future__ import annotations
 
+import html
 import http.server
 import json
 import secrets
 import threading
-import time
 import webbrowser
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import typer
+from rich.markup import escape
 
-from conduit.cli.client import Api, config_path, forget_credentials, server_url, write_credentials
+from conduit.cli.client import (
+    Api,
+    ApiError,
+    config_path,
+    fail,
+    forget_credentials,
+    read_credentials,
+    server_url,
+    write_credentials,
+)
 from conduit.cli.common import console, err_console, print_rows
 
 LOGIN_TIMEOUT_SECONDS = 300
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
+    """The browser's redirect back to the terminal: `/callback?token=...&state=...`."""
+
+    state: str
     result: dict[str, str]
     done: threading.Event
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if parts.path != "/callback" or "token" not in query:
-            self.send_response(404)
-            self.end_headers()
+        if parts.path != "/callback":
+            self._reply(404, "Not found.")
             return
-        self.result.update(query)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.end_headers()
-        self.wfile.write(b"<p>The Conduit CLI is logged in. You can close this tab.</p>")
+        # Any web page can send the browser here; only the page this login opened knows the state.
+        if not secrets.compare_digest(query.get("state", "").encode(), self.state.encode()):
+            self._reply(400, "This answer belongs to another login attempt. Start again from the terminal.")
+            return
+        if not query.get("token"):
+            self._reply(400, "The answer carries no token. Start again from the terminal.")
+            return
+        self.result["token"] = query["token"]
+        self._reply(200, "The Conduit CLI is logged in. You can close this tab.")
         self.done.set()
+
+    def _reply(self, status: int, text: str) -> None:
+        body = f"<!doctype html><meta charset=utf-8><title>Conduit CLI</title><p>{html.escape(text)}</p>"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body.encode())
 
     def log_message(self, format: str, *args: object) -> None:
         return
 
 
-def _wait_for_callback(port_holder: list[int], state: str) -> str:
+def _token_from_browser(base: str, open_browser: bool) -> str:
+    """Listen on 127.0.0.1, send the user to the login page, and wait for the redirect back."""
+    state = secrets.token_urlsafe(16)
     done = threading.Event()
     result: dict[str, str] = {}
-    handler = type("Handler", (_Callback,), {"result": result, "done": done})
+    handler = type("Handler", (_Callback,), {"state": state, "result": result, "done": done})
     server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    port_holder.append(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    listener = threading.Thread(target=server.serve_forever, daemon=True)
+    listener.start()
     try:
+        login_url = f"{base}/cli/login?{urlencode({'port': server.server_address[1], 'state': state})}"
+        console.print(f"Open this URL to log in:\n\n  {escape(login_url)}\n", highlight=False)
+        if open_browser:
+            webbrowser.open(login_url)
         with console.status("Waiting for the browser (Ctrl-C to cancel)..."):
             if not done.wait(LOGIN_TIMEOUT_SECONDS):
                 err_console.print("[red]error:[/red] timed out waiting for the browser")
                 raise typer.Exit(1)
     finally:
         server.shutdown()
-    if not secrets.compare_digest(result.get("state", ""), state):
-        err_console.print("[red]error:[/red] the browser answered for another login attempt; try again")
-        raise typer.Exit(1)
+        server.server_close()
     return result["token"]
 
 
@@ -76,25 +103,7 @@ def login(
     api = Api(base, None)
     api.request("GET", "/api/v1/cli/config")
     if token is None:
-        state = secrets.token_urlsafe(16)
-        port_holder: list[int] = []
-        waiter: dict[str, str] = {}
-
-        def wait() -> None:
-            waiter["token"] = _wait_for_callback(port_holder, state)
-
-        listener = threading.Thread(target=wait, daemon=True)
-        listener.start()
-        while not port_holder:
-            time.sleep(0.01)
-        login_url = f"{base}/cli/login?{urlencode({'port': port_holder[0], 'state': state})}"
-        console.print(f"Open this URL to log in:\n\n  {login_url}\n")
-        if not no_browser:
-            webbrowser.open(login_url)
-        listener.join()
-        if "token" not in waiter:
-            raise typer.Exit(1)
-        token = waiter["token"]
+        token = _token_from_browser(base, open_browser=not no_browser)
     verified = api.request("POST", "/api/auth/cli-verify", json_body={"token": token})
     path = write_credentials(
         {
@@ -104,8 +113,9 @@ def login(
             "org_name": verified["org_name"],
         }
     )
-    console.print(f"Logged in to {base} as {verified['email']} ({verified['org_name']}).")
-    console.print(f"Key stored in {path} (mode 0600).")
+    who = f"{verified['email']} ({verified['org_name']})"
+    console.print(f"Logged in to {escape(base)} as {escape(who)}.", highlight=False)
+    console.print(f"Key stored in {escape(str(path))} (mode 0600).", highlight=False)
 
 
 def whoami(
@@ -122,11 +132,26 @@ def whoami(
 
 
 def logout(url: Annotated[str | None, typer.Option(help="Conduit server URL (CONDUIT_URL)")] = None) -> None:
-    """Revoke the stored key on the server and forget it here."""
-    api = Api.from_environment(url, require_key=False)
-    if api.key:
-        identity = api.request("GET", "/api/v1/cli/whoami")
+    """Revoke the stored key on the server and forget it here.
+
+    Only the key `conduit login` stored: a `CONDUIT_API_KEY` in the environment is never revoked.
+    """
+    stored = read_credentials()
+    if not stored.get("api_key"):
+        console.print(f"No stored credentials at {escape(str(config_path()))}.", highlight=False)
+        return
+    api = Api(server_url(url or stored.get("url")), stored["api_key"])
+    try:
+        identity = api.call("GET", "/api/v1/cli/whoami")
         if identity.get("keyId"):
-            api.request("DELETE", f"/api/keys/{identity['keyId']}")
-    removed = forget_credentials()
-    console.print("Logged out." if removed else f"No stored credentials at {config_path()}.")
+            api.call("DELETE", f"/api/keys/{identity['keyId']}")
+    except ApiError as exc:
+        # 401: already revoked or expired, nothing left to revoke. Otherwise the key stays stored,
+        # so it is not left alive on the server with nobody holding it.
+        if exc.status != 401:
+            fail(
+                f"could not revoke the key on the server ({exc.message}); it is still stored in "
+                f"{config_path()}: try again, or delete that file to forget it anyway"
+            )
+    forget_credentials()
+    console.print("Logged out.")

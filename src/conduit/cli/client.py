@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -40,15 +40,20 @@ def read_credentials() -> dict[str, Any]:
     return data
 
 
-def write_credentials(data: dict[str, Any]) -> Path:
-    path = config_path()
+def write_private_file(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the owner only, from the first byte on."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
+        handle.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def write_credentials(data: dict[str, Any]) -> Path:
+    path = config_path()
+    write_private_file(path, json.dumps(data, indent=2))
     return path
 
 
@@ -82,13 +87,13 @@ class Api:
         credentials = read_credentials()
         key = os.environ.get("CONDUIT_API_KEY") or credentials.get("api_key")
         if require_key and not key:
-            err_console.print("[red]error:[/red] not logged in: run `conduit login` or set CONDUIT_API_KEY")
-            raise typer.Exit(1)
+            fail("not logged in: run `conduit login` or set CONDUIT_API_KEY")
         return cls(server_url(url), key)
 
-    def request(
+    def call(
         self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
+        """The decoded body of a 2xx answer; `ApiError` for anything else."""
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         try:
             response = httpx.request(
@@ -100,23 +105,60 @@ class Api:
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
-            err_console.print(f"[red]error:[/red] cannot reach {escape(self.url)}: {escape(str(exc))}")
-            raise typer.Exit(1) from None
+            raise ApiError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code >= 400:
-            err_console.print(f"[red]error:[/red] {escape(_error_text(response))}")
-            raise typer.Exit(1)
+            raise ApiError(_error_text(response), response.status_code)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
 
+    def request(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """`call`, with an error printed as one line and the command ended (exit status 1)."""
+        try:
+            return self.call(method, path, json_body=json_body, params=params)
+        except ApiError as exc:
+            fail(exc.message)
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(1)
+
 
 def _error_text(response: httpx.Response) -> str:
+    """One line: the message, the field problems if any, the status and the error code."""
     try:
         body = response.json()
     except ValueError:
         return f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}"
+    code = body.get("code") or body.get("error") or "error"
     detail = body.get("detail")
-    if isinstance(detail, dict):
-        detail = detail.get("message")
-    message = body.get("error") if "code" in body and body.get("error") != body.get("code") else detail
-    return f"{message or detail or body} (HTTP {response.status_code}, {body.get('code', 'error')})"
+    problems: Any = None
+    if isinstance(detail, dict):  # seed 001's envelope: {"message", "problems"}
+        message, problems = detail.get("message"), detail.get("problems")
+    elif body.get("error") and body.get("error") != code:  # {"code", "error", "detail"?}
+        message, problems = body["error"], detail
+    else:
+        message = detail
+    text = str(message or code)
+    if isinstance(problems, list) and problems:
+        text += ": " + "; ".join(_problem(p) for p in problems)
+    return " ".join(f"{text} (HTTP {response.status_code}, {code})".split())
+
+
+def _problem(problem: Any) -> str:
+    if isinstance(problem, dict) and "msg" in problem:
+        where = ".".join(str(part) for part in problem.get("loc", []) if part != "body")
+        return f"{where}: {problem['msg']}" if where else str(problem["msg"])
+    return str(problem)
