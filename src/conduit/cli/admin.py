@@ -12,8 +12,9 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 
-from conduit.cli.client import Api
+from conduit.cli.client import Api, fail, write_private_file
 from conduit.cli.common import console, err_console, print_rows
 
 Url = Annotated[str | None, typer.Option("--url", help="Conduit server URL (CONDUIT_URL)")]
@@ -42,15 +43,20 @@ def _show(data: Any, columns: list[str], as_json: bool) -> None:
             [{"field": k, "value": _cell(v)} for k, v in data.items()], ["field", "value"], as_json=False
         )
     else:
-        console.print(str(data))
+        _done(str(data))
 
 
 def _cell(value: Any) -> Any:
+    # Escaped: a description like "see [docs]" is data, not Rich markup.
     if isinstance(value, list):
-        return ", ".join(v.get("server_name", str(v)) if isinstance(v, dict) else str(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return value
+        value = ", ".join(v.get("server_name", str(v)) if isinstance(v, dict) else str(v) for v in value)
+    elif isinstance(value, dict):
+        value = ", ".join(f"{k}={v}" for k, v in value.items())
+    return escape(value) if isinstance(value, str) else value
+
+
+def _done(message: str) -> None:
+    console.print(escape(message), highlight=False)
 
 
 def _q(value: str) -> str:
@@ -135,7 +141,7 @@ def config_copy(name: str, new_name: str, url: Url = None, as_json: Json = False
 def config_delete(name: str, url: Url = None) -> None:
     """Delete a configuration."""
     _call(url, "DELETE", f"/api/v1/configs/{_q(name)}")
-    console.print(f"Configuration {name!r} deleted")
+    _done(f"Configuration {name!r} deleted")
 
 
 @config_app.command("servers")
@@ -212,7 +218,7 @@ def config_update_server(
 def config_remove_server(config: str, name: str, url: Url = None) -> None:
     """Remove a server from a configuration."""
     _call(url, "DELETE", f"/api/v1/configs/{_q(config)}/servers/{_q(name)}")
-    console.print(f"Server {name!r} removed from {config!r}")
+    _done(f"Server {name!r} removed from {config!r}")
 
 
 # --- project --------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ def project_show(name: str, url: Url = None, as_json: Json = False) -> None:
 def project_delete(name: str, url: Url = None) -> None:
     """Delete a project (its users' keys for it are revoked)."""
     _call(url, "DELETE", f"/api/v1/projects/{_q(name)}")
-    console.print(f"Project {name!r} deleted")
+    _done(f"Project {name!r} deleted")
 
 
 @project_app.command("assign-config")
@@ -324,7 +330,7 @@ def user_set_role(email: str, role: str, url: Url = None, as_json: Json = False)
 def user_delete(email: str, url: Url = None) -> None:
     """Remove a user from the organization (their keys here are revoked)."""
     _call(url, "DELETE", f"/api/v1/users/{_q(email)}")
-    console.print(f"User {email} deleted")
+    _done(f"User {email} deleted")
 
 
 @user_app.command("projects")
@@ -387,7 +393,7 @@ def key_enable(email: str, key_id: str, url: Url = None, as_json: Json = False) 
 def key_delete(email: str, key_id: str, url: Url = None) -> None:
     """Delete (revoke) a key."""
     _call(url, "DELETE", f"/api/v1/users/{_q(email)}/api-keys/{_q(key_id)}")
-    console.print(f"Key {key_id} deleted")
+    _done(f"Key {key_id} deleted")
 
 
 # --- system ---------------------------------------------------------------------------------
@@ -418,10 +424,9 @@ def system_backup(
     data = _call(
         url, "POST", "/api/v1/system/backup", {"include_secrets": include_secrets, "passphrase": passphrase}
     )
-    output.write_text(json.dumps(data, indent=2, sort_keys=True))
-    output.chmod(0o600)
+    write_private_file(output, json.dumps(data, indent=2, sort_keys=True))
     conf = data["configuration"]
-    console.print(
+    _done(
         f"Backup written to {output}: {len(conf['servers'])} servers, {len(conf['configs'])} "
         f"configurations, {len(conf['projects'])} projects, {len(conf['users'])} users"
     )
@@ -435,7 +440,12 @@ def system_restore(
     url: Url = None,
 ) -> None:
     """Replace the organization's servers, configurations and projects with a backup."""
-    document = json.loads(path.read_text())
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {path}: {exc}")
+    if not isinstance(document, dict):
+        fail(f"{path} is not a backup written by `conduit system backup`")
     if document.get("secrets") and passphrase is None:
         passphrase = typer.prompt("Passphrase of the backup", hide_input=True)
     if not yes:
@@ -443,4 +453,15 @@ def system_restore(
             "This replaces every server, configuration and project of the organization. Go on?", abort=True
         )
     counts = _call(url, "POST", "/api/v1/system/restore", {"backup": document, "passphrase": passphrase})
-    console.print(f"Restored: {counts}")
+    _done(
+        f"Restored {counts['servers']} servers, {counts['configs']} configurations, "
+        f"{counts['projects']} projects, {counts['users']} users"
+    )
+    if counts.get("env_missing"):
+        err_console.print(
+            escape(
+                "warning: the backup holds no value for these environment variables; set them with "
+                "`conduit config update-server --env`: " + ", ".join(counts["env_missing"])
+            ),
+            highlight=False,
+        )

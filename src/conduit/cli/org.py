@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from sqlalchemy import func, or_, select
 
 from conduit.billing import service as billing
@@ -51,7 +52,10 @@ def list_orgs(as_json: Json = False) -> None:
         finally:
             await runtime.close()
 
-    print_rows(asyncio.run(fetch()), ["id", "slug", "name", "plan", "members", "personal"], as_json=as_json)
+    rows = asyncio.run(fetch())
+    if not as_json:  # a name like "Acme [EU]" is data, not Rich markup
+        rows = [{**row, "name": escape(str(row["name"]))} for row in rows]
+    print_rows(rows, ["id", "slug", "name", "plan", "members", "personal"], as_json=as_json)
 
 
 @app.command("plans")
@@ -87,7 +91,7 @@ def set_plan(
                     select(Organization).where(or_(Organization.id == org, Organization.slug == org))
                 )
                 if found is None:
-                    raise ConduitError(f"No organization {org!r}")
+                    raise ConduitError(f"No organization {org!r}", code="organization_not_found")
                 previous, found.plan = found.plan, plan
                 audit.record(
                     session,
@@ -104,6 +108,6 @@ def set_plan(
     try:
         name, previous = asyncio.run(run())
     except ConduitError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {escape(exc.message)} ({exc.code})", highlight=False)
         raise typer.Exit(1) from exc
-    console.print(f"{name}: plan {previous} -> {plan}")
+    console.print(escape(f"{name}: plan {previous} -> {plan}"), highlight=False)
