@@ -33,7 +33,12 @@ async def test_init_prints_a_working_key_once_and_new_key_another(cli: Cli) -> N
     assert not KEY.search(again.stdout + again.stderr)
     assert "Admin password" not in again.stdout
 
-    renewed = cli("init", "--new-key", "--email", ADMIN)
+    mistaken = cli("init", "--new-key", "--email", "someone-else@example.com", check=False)
+    assert mistaken.returncode == 1
+    assert mistaken.stderr.startswith("error: someone-else@example.com is not the instance admin")
+    assert not KEY.search(mistaken.stdout)
+
+    renewed = cli("init", "--new-key", "--email", ADMIN.upper())
     second_key = printed("Admin API key", renewed.stdout)
     assert second_key != first_key
     assert KEY.findall(renewed.stdout) == [second_key]

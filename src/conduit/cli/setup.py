@@ -44,6 +44,9 @@ async def initialise(
             admin = await session.scalar(select(Account).where(Account.is_instance_admin.is_(True)))
             if admin is not None and not new_key:
                 return InitResult(created=False, email=admin.email)
+            if admin is not None and admin.email != service.normalize_email(email):
+                # A key for someone other than the account named would be a silent surprise.
+                raise ConduitError(f"{email} is not the instance admin; the admin is {admin.email}")
             generated = None
             org: Organization | None
             if admin is None:
