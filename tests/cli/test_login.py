@@ -224,6 +224,20 @@ def test_logout_of_a_key_revoked_elsewhere_still_forgets_it(instance: Instance, 
     assert not config.exists()
 
 
+def test_logging_in_again_revokes_the_key_it_replaces(instance: Instance, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    instance.cli("login", "--url", instance.server.base_url, "--token", instance.cli_token(), config=config)
+    first = stored(config)["api_key"]
+    again = instance.cli(
+        "login", "--url", instance.server.base_url, "--token", instance.cli_token(), config=config
+    )
+    assert again.stderr == ""
+    second = stored(config)["api_key"]
+    assert second != first
+    assert instance.key_status(first) == 401
+    assert instance.key_status(second) == 200
+
+
 def test_logout_keeps_the_key_when_the_server_is_unreachable(instance: Instance, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     instance.cli("login", "--url", instance.server.base_url, "--token", instance.cli_token(), config=config)

@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 import webbrowser
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import typer
@@ -105,6 +105,7 @@ def login(
     if token is None:
         token = _token_from_browser(base, open_browser=not no_browser)
     verified = api.request("POST", "/api/auth/cli-verify", json_body={"token": token})
+    previous = read_credentials()
     path = write_credentials(
         {
             "url": base,
@@ -116,6 +117,14 @@ def login(
     who = f"{verified['email']} ({verified['org_name']})"
     console.print(f"Logged in to {escape(base)} as {escape(who)}.", highlight=False)
     console.print(f"Key stored in {escape(str(path))} (mode 0600).", highlight=False)
+    if previous.get("api_key") and previous["api_key"] != verified["api_key"]:
+        # The file holds one key: the one it held before would otherwise live on, unheld.
+        try:
+            _revoke(previous)
+        except ApiError as exc:
+            err_console.print(
+                f"warning: the key stored before could not be revoked: {escape(exc.message)}", highlight=False
+            )
 
 
 def whoami(
@@ -131,6 +140,18 @@ def whoami(
     print_rows([{"field": k, "value": v} for k, v in status.items()], ["field", "value"], as_json=False)
 
 
+def _revoke(stored: dict[str, Any], url: str | None = None) -> None:
+    """Revoke a stored key on its server; one already revoked or expired (401) is fine."""
+    api = Api(server_url(url or stored.get("url")), stored["api_key"])
+    try:
+        identity = api.call("GET", "/api/v1/cli/whoami")
+        if identity.get("keyId"):
+            api.call("DELETE", f"/api/keys/{identity['keyId']}")
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+
+
 def logout(url: Annotated[str | None, typer.Option(help="Conduit server URL (CONDUIT_URL)")] = None) -> None:
     """Revoke the stored key on the server and forget it here.
 
@@ -140,18 +161,13 @@ def logout(url: Annotated[str | None, typer.Option(help="Conduit server URL (CON
     if not stored.get("api_key"):
         console.print(f"No stored credentials at {escape(str(config_path()))}.", highlight=False)
         return
-    api = Api(server_url(url or stored.get("url")), stored["api_key"])
     try:
-        identity = api.call("GET", "/api/v1/cli/whoami")
-        if identity.get("keyId"):
-            api.call("DELETE", f"/api/keys/{identity['keyId']}")
+        _revoke(stored, url)
     except ApiError as exc:
-        # 401: already revoked or expired, nothing left to revoke. Otherwise the key stays stored,
-        # so it is not left alive on the server with nobody holding it.
-        if exc.status != 401:
-            fail(
-                f"could not revoke the key on the server ({exc.message}); it is still stored in "
-                f"{config_path()}: try again, or delete that file to forget it anyway"
-            )
+        # Kept, so the key is not left alive on the server with nobody holding it.
+        fail(
+            f"could not revoke the key on the server ({exc.message}); it is still stored in "
+            f"{config_path()}: try again, or delete that file to forget it anyway"
+        )
     forget_credentials()
     console.print("Logged out.")
