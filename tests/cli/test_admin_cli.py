@@ -192,6 +192,7 @@ def test_projects_users_and_keys(instance: Instance) -> None:
     keys = re.findall(r"cnd_live_\w{38}", created.stdout)
     assert len(keys) == 1, f"the key is printed once: {created.stdout}"
     key = keys[0]
+    assert key in created.stdout.splitlines(), "on a line of its own, never folded into a table"
     assert "shown only this once" in created.stderr
     assert instance.key_status(key) == 200
 

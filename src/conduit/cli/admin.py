@@ -79,7 +79,7 @@ CONFIG_COLUMNS = ["config_name", "description", "servers", "projects"]
 SERVER_COLUMNS = ["server_name", "transport", "server_command", "args", "url", "tools"]
 PROJECT_COLUMNS = ["project_name", "config_name", "users", "description"]
 USER_COLUMNS = ["email", "role", "projects"]
-KEY_COLUMNS = ["key_id", "name", "project_name", "prefix", "status", "last_used_at", "api_key"]
+KEY_COLUMNS = ["key_id", "name", "project_name", "prefix", "status", "last_used_at"]
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -352,21 +352,29 @@ def key_create(
 ) -> None:
     """Generate a key for a user in a project; it is shown only now."""
     data = _call(url, "POST", f"/api/v1/users/{_q(email)}/api-keys", {"project_name": project, "name": name})
-    _show(data, KEY_COLUMNS, as_json)
-    if not as_json:
-        err_console.print("Store the key now: it is shown only this once.")
+    _show_new_key(data, as_json)
+
+
+def _show_new_key(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _show(data, [], True)
+        return
+    _show({k: v for k, v in data.items() if k != "api_key"}, [], False)
+    # On a line of its own: inside a table a terminal would fold it, and a folded key is useless.
+    print(data["api_key"])
+    err_console.print("Store the key now: it is shown only this once.")
 
 
 @key_app.command("list")
 def key_list(email: str, url: Url = None, as_json: Json = False) -> None:
     """List a user's keys (prefixes only)."""
-    _show(_call(url, "GET", f"/api/v1/users/{_q(email)}/api-keys"), KEY_COLUMNS[:-1], as_json)
+    _show(_call(url, "GET", f"/api/v1/users/{_q(email)}/api-keys"), KEY_COLUMNS, as_json)
 
 
 @key_app.command("rotate")
 def key_rotate(email: str, key_id: str, url: Url = None, as_json: Json = False) -> None:
     """Replace a key: the old one stops working now."""
-    _show(_call(url, "POST", f"/api/v1/users/{_q(email)}/api-keys/{_q(key_id)}/rotate"), KEY_COLUMNS, as_json)
+    _show_new_key(_call(url, "POST", f"/api/v1/users/{_q(email)}/api-keys/{_q(key_id)}/rotate"), as_json)
 
 
 @key_app.command("disable")
@@ -374,7 +382,7 @@ def key_disable(email: str, key_id: str, url: Url = None, as_json: Json = False)
     """Disable a key (it can be enabled again)."""
     _show(
         _call(url, "POST", f"/api/v1/users/{_q(email)}/api-keys/{_q(key_id)}/disable"),
-        KEY_COLUMNS[:-1],
+        KEY_COLUMNS,
         as_json,
     )
 
@@ -384,7 +392,7 @@ def key_enable(email: str, key_id: str, url: Url = None, as_json: Json = False) 
     """Enable a disabled key."""
     _show(
         _call(url, "POST", f"/api/v1/users/{_q(email)}/api-keys/{_q(key_id)}/enable"),
-        KEY_COLUMNS[:-1],
+        KEY_COLUMNS,
         as_json,
     )
 
