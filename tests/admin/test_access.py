@@ -305,3 +305,14 @@ async def _everything(client: httpx.AsyncClient, org: Org) -> str:
         )
     }
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+async def test_openapi_documents_the_seed_001_bodies(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    error = spec["components"]["schemas"]["ErrorOut"]
+    assert set(error["required"]) == {"error", "timestamp", "code"}
+    for endpoint in ENDPOINTS:
+        operation = spec["paths"][endpoint.template][endpoint.method.lower()]
+        for status in ("401", "403", "404", "422"):
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (endpoint, status)

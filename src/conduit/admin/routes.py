@@ -27,6 +27,7 @@ from conduit.admin.schemas import (
     CreateUser,
     CreateUserKey,
     Envelope,
+    ErrorOut,
     RestoreRequest,
     UpdateConfig,
     UpdateProject,
@@ -70,7 +71,9 @@ Read = Annotated[OrgAccess, current_org_access("configs:read")]
 Write = Annotated[OrgAccess, current_org_access("configs:write")]
 Users = Annotated[OrgAccess, current_org_access("users:manage")]
 System = Annotated[OrgAccess, current_org_access("system:manage")]
-ERRORS = responses(400, 401, 403, 404, 409, 422)
+ERRORS = {
+    status: {**doc, "model": ErrorOut} for status, doc in responses(400, 401, 403, 404, 409, 422).items()
+}
 
 
 def _audit(

@@ -23,6 +23,15 @@ class Envelope(BaseModel, Generic[T]):
     timestamp: str
 
 
+class ErrorOut(BaseModel):
+    """Seed 001's error body; `code` repeats `error` for clients of the other APIs."""
+
+    error: str = Field(description="The error code, e.g. config_not_found")
+    detail: Any = Field(None, description="A sentence, or {message, problems} for invalid input")
+    timestamp: str
+    code: str
+
+
 def envelope(message: str, data: Any = None) -> dict[str, Any]:
     return {"message": message, "data": data, "timestamp": utcnow().isoformat().replace("+00:00", "Z")}
 
