@@ -98,9 +98,12 @@ async def sign_up(
 ) -> Account:
     email = normalize_email(email)
     check_password(password, email=email)
+    # Hashed before the first statement: on SQLite that statement takes the write lock, which
+    # must not be held through tens of milliseconds of argon2.
+    password_hash = await _hash(password)
     if await account_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
-    account = Account(email=email, password_hash=await _hash(password), is_instance_admin=instance_admin)
+    account = Account(email=email, password_hash=password_hash, is_instance_admin=instance_admin)
     session.add(account)
     try:
         await session.flush()
@@ -184,10 +187,16 @@ async def sign_in(
     session: AsyncSession, runtime: Runtime, *, email: str, password: str, client: ClientInfo
 ) -> SessionTokens | TOTPChallenge:
     email = normalize_email(email)
-    await _check_lockout(session, runtime, email, client.ip)
-    account = await account_by_email(session, email)
+    # Read and verify before the request's own (writing) transaction starts: on SQLite its first
+    # statement takes the write lock, which must not be held through argon2.
+    async with runtime.db.session(write=False) as reader:
+        await _check_lockout(reader, runtime, email, client.ip)
+        found = await account_by_email(reader, email)
+        password_hash = found.password_hash if found else None
     # Verified even when the account does not exist (against a dummy hash): same cost either way.
-    if not await _verify(account.password_hash if account else None, password) or account is None:
+    verified = await _verify(password_hash, password)
+    account = await session.get(Account, found.id) if found else None
+    if not verified or account is None:
         _record_failure(session, email, client.ip)
         if account is not None:
             audit.record(
