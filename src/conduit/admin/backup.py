@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import conduit
@@ -28,7 +29,7 @@ from conduit.admin.schemas import Name
 from conduit.billing import service as billing
 from conduit.identity.models import Account
 from conduit.kit.clock import utcnow
-from conduit.kit.errors import BadRequest, Unprocessable
+from conduit.kit.errors import BadRequest, Conflict, Unprocessable
 from conduit.kit.runtime import Runtime
 from conduit.orgs import service as orgs
 from conduit.orgs.models import Membership, Organization
@@ -291,11 +292,17 @@ async def restore(
     document, secret_env = _validate(raw, passphrase)
     conf = document.configuration
     await _ensure_capacity(session, runtime, org, conf)
-    accounts = {user.email: await _ensure_member(session, org, user) for user in conf.users}
-    server_ids, env_missing = await _restore_servers(session, runtime, org, conf.servers, secret_env)
-    config_ids = await _restore_configs(session, org, conf.configs, server_ids)
-    await _restore_projects(session, org, conf.projects, config_ids, accounts)
-    await session.flush()
+    try:
+        accounts = {user.email: await _ensure_member(session, org, user) for user in conf.users}
+        server_ids, env_missing = await _restore_servers(session, runtime, org, conf.servers, secret_env)
+        config_ids = await _restore_configs(session, org, conf.configs, server_ids)
+        await _restore_projects(session, org, conf.projects, config_ids, accounts)
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "The configuration changed during the restore; nothing was restored, try again",
+            code="concurrent_change",
+        ) from exc
     return {
         "servers": len(conf.servers),
         "configs": len(conf.configs),

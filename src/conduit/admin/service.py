@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conduit.admin.models import Config, ConfigServer, Project, ProjectMember
@@ -33,6 +34,18 @@ def upgrade_url(runtime: Runtime) -> str:
     return f"{runtime.settings.resolved_public_url}/api/v1/plans"
 
 
+async def _flush_or(session: AsyncSession, conflict: Conflict) -> None:
+    """Flush; a unique constraint broken by a concurrent request is `conflict`, not a 500.
+
+    The checks before each insert answer the usual case; this one answers two requests racing
+    past them (PostgreSQL runs them side by side; SQLite serializes writers).
+    """
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc
+
+
 # --- configurations -------------------------------------------------------------------------
 
 
@@ -49,12 +62,16 @@ async def get_config(session: AsyncSession, org_id: str, name: str) -> Config:
     return config
 
 
+def _config_exists(name: str) -> Conflict:
+    return Conflict(f"Configuration {name!r} already exists", code="config_exists")
+
+
 async def create_config(session: AsyncSession, org_id: str, name: str, description: str | None) -> Config:
     if await session.scalar(select(Config.id).where(Config.org_id == org_id, Config.name == name)):
-        raise Conflict(f"Configuration {name!r} already exists", code="config_exists")
+        raise _config_exists(name)
     config = Config(org_id=org_id, name=name, description=description)
     session.add(config)
-    await session.flush()
+    await _flush_or(session, _config_exists(name))
     return config
 
 
@@ -65,8 +82,9 @@ async def rename_config(
         if await session.scalar(
             select(Config.id).where(Config.org_id == config.org_id, Config.name == new_name)
         ):
-            raise Conflict(f"Configuration {new_name!r} already exists", code="config_exists")
+            raise _config_exists(new_name)
         config.name = new_name
+        await _flush_or(session, _config_exists(new_name))
     if description is not None:
         config.description = description
     config.updated_at = utcnow()
@@ -121,6 +139,10 @@ def _same_definition(runtime: Runtime, server: Server, body: ConfigServerIn) -> 
     )
 
 
+def _config_server_exists(name: str) -> Conflict:
+    return Conflict(f"Server {name!r} is already in this configuration", code="config_server_exists")
+
+
 async def add_config_server(
     session: AsyncSession, runtime: Runtime, org: Organization, config: Config, body: ConfigServerIn
 ) -> tuple[ConfigServer, Server]:
@@ -150,13 +172,11 @@ async def add_config_server(
             ConfigServer.config_id == config.id, ConfigServer.server_id == server.id
         )
     ):
-        raise Conflict(
-            f"Server {body.server_name!r} is already in this configuration", code="config_server_exists"
-        )
+        raise _config_server_exists(body.server_name)
     link = ConfigServer(config_id=config.id, server_id=server.id, tools=body.tools)
     session.add(link)
     config.updated_at = utcnow()
-    await session.flush()
+    await _flush_or(session, _config_server_exists(body.server_name))
     return link, server
 
 
@@ -230,12 +250,16 @@ async def get_project(session: AsyncSession, org_id: str, name: str) -> Project:
     return project
 
 
+def _project_exists(name: str) -> Conflict:
+    return Conflict(f"Project {name!r} already exists", code="project_exists")
+
+
 async def create_project(session: AsyncSession, org_id: str, name: str, description: str | None) -> Project:
     if await session.scalar(select(Project.id).where(Project.org_id == org_id, Project.name == name)):
-        raise Conflict(f"Project {name!r} already exists", code="project_exists")
+        raise _project_exists(name)
     project = Project(org_id=org_id, name=name, description=description)
     session.add(project)
-    await session.flush()
+    await _flush_or(session, _project_exists(name))
     return project
 
 
@@ -246,8 +270,9 @@ async def update_project(
         if await session.scalar(
             select(Project.id).where(Project.org_id == project.org_id, Project.name == new_name)
         ):
-            raise Conflict(f"Project {new_name!r} already exists", code="project_exists")
+            raise _project_exists(new_name)
         project.name = new_name
+        await _flush_or(session, _project_exists(new_name))
     if description is not None:
         project.description = description
     project.updated_at = utcnow()
@@ -290,6 +315,10 @@ async def project_users(session: AsyncSession, project_id: str) -> list[str]:
     return list(rows.all())
 
 
+def _project_user_exists(email: str, project: Project) -> Conflict:
+    return Conflict(f"{email} is already in project {project.name!r}", code="project_user_exists")
+
+
 async def add_project_user(session: AsyncSession, project: Project, email: str) -> Account:
     account = await get_user(session, project.org_id, email)
     if await session.scalar(
@@ -297,9 +326,9 @@ async def add_project_user(session: AsyncSession, project: Project, email: str) 
             ProjectMember.project_id == project.id, ProjectMember.account_id == account.id
         )
     ):
-        raise Conflict(f"{email} is already in project {project.name!r}", code="project_user_exists")
+        raise _project_user_exists(email, project)
     session.add(ProjectMember(project_id=project.id, account_id=account.id))
-    await session.flush()
+    await _flush_or(session, _project_user_exists(email, project))
     return account
 
 
@@ -346,16 +375,20 @@ async def create_user(
     email = email.strip().lower()
     orgs.validate_role(role)
     account = await session.scalar(select(Account).where(Account.email == email))
+    exists = Conflict(f"User {email} already exists", code="user_exists")
     if account is not None and await orgs.role_in(session, org.id, account.id) is not None:
-        raise Conflict(f"User {email} already exists", code="user_exists")
+        raise exists
     billing.ensure_capacity(
         org.plan, "members", await orgs.member_count(session, org.id), upgrade_url=upgrade_url(runtime)
     )
-    if account is None:
-        account = Account(email=email, password_hash=None)
-        session.add(account)
-        await session.flush()
-    membership = await orgs.add_member(session, org.id, account.id, role)
+    try:
+        if account is None:
+            account = Account(email=email, password_hash=None)
+            session.add(account)
+            await session.flush()
+        membership = await orgs.add_member(session, org.id, account.id, role)
+    except IntegrityError as exc:  # the same email created or added by a concurrent request
+        raise exists from exc
     return account, membership
 
 
