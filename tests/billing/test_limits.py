@@ -155,3 +155,19 @@ async def test_enterprise_has_no_count_limits(
         ).status_code == 201
     status = (await client.get("/api/auth/cli-status", headers=user.headers)).json()
     assert (status["plan"], status["usage_limit"]) == ("enterprise", None)
+
+
+async def test_account_tokens_count_against_the_plans_key_limit(client: httpx.AsyncClient) -> None:
+    user = await sign_up(client)  # a personal organization on the free plan: 5 keys
+    for number in range(5):
+        made = await client.post(
+            "/api/v1/accounts/me/api-tokens", json={"name": f"t{number}"}, headers=user.headers
+        )
+        assert made.status_code == 201, made.text
+    refused = await client.post("/api/v1/accounts/me/api-tokens", json={"name": "t6"}, headers=user.headers)
+    assert refused.status_code == 403
+    assert (refused.json()["code"], refused.json()["limit"], refused.json()["used"]) == (
+        "plan_limit_reached",
+        5,
+        5,
+    )

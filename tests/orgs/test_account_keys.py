@@ -218,3 +218,38 @@ async def test_cli_whoami_and_status_describe_the_caller(client: httpx.AsyncClie
     clock.advance(timedelta(days=1))
     user = await signed_in_again(client, user)
     assert (await client.get("/api/auth/cli-status", headers=user.headers)).json()["usage_today"] == 0
+
+
+async def test_a_member_gets_a_key_for_a_team_org_by_naming_it(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    team = await new_team(client, runtime)
+    dev = await join(client, team.owner, team.id, "developer")
+    headers = {**dev.headers, "X-Organization-Id": team.id}
+    created = await client.post("/api/keys", json={"name": "team key"}, headers=headers)
+    assert created.status_code == 201, created.text
+    whoami = await client.get(
+        "/api/v1/cli/whoami", headers={"Authorization": f"Bearer {created.json()['key']}"}
+    )
+    assert (whoami.json()["organizationId"], whoami.json()["role"]) == (team.id, "developer")
+    stranger = await sign_up(client)
+    refused = await client.post(
+        "/api/keys", json={"name": "x"}, headers={**stranger.headers, "X-Organization-Id": team.id}
+    )
+    assert refused.status_code == 404
+
+
+async def test_a_restricted_key_cannot_mint_unrestricted_keys(client: httpx.AsyncClient, user: User) -> None:
+    limited = await client.post(
+        "/api/v1/accounts/me/api-tokens",
+        json={"name": "ci", "allowed_ips": ["127.0.0.1/32"]},
+        headers=user.headers,
+    )
+    headers = {"Authorization": f"Bearer {limited.json()['token']}"}
+    for path, body in (
+        ("/api/keys", {"name": "escape"}),
+        ("/api/v1/accounts/me/api-tokens", {"name": "escape"}),
+    ):
+        response = await client.post(path, json=body, headers=headers)
+        assert response.status_code == 403, response.text
+        assert response.json()["code"] == "restricted_key"

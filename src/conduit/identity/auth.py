@@ -7,7 +7,7 @@ honoured only while its session is live, so sign-out and revocation take effect 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -20,13 +20,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from conduit.identity.models import Account, ApiKey, AuthSession
 from conduit.kit.clock import utcnow
 from conduit.kit.db import SAFE_METHODS, SessionDep, get_database
-from conduit.kit.errors import Forbidden, Unauthorized
+from conduit.kit.errors import Forbidden, NotFound, Unauthorized
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import KEY_PREFIX, Keyring, looks_like_api_key
-from conduit.orgs.service import personal_org_id
+from conduit.orgs.service import personal_org_id, role_in
 
 ACCESS_TOKEN_TYPE = "access"
 ISSUER = "conduit"
+ORG_HEADER = "x-organization-id"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
@@ -187,10 +188,26 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
     runtime = runtime_of(request)
     if credential.startswith(KEY_PREFIX):
         writing = request.method not in SAFE_METHODS
-        return await authenticate_api_key(
+        principal = await authenticate_api_key(
             session, runtime, credential, client_info(request).ip, writing=writing
         )
-    return await authenticate_access_token(session, runtime, credential)
+    else:
+        principal = await authenticate_access_token(session, runtime, credential)
+    return await _select_organization(session, principal, request.headers.get(ORG_HEADER))
+
+
+async def _select_organization(
+    session: AsyncSession, principal: Principal, requested: str | None
+) -> Principal:
+    """`X-Organization-Id` picks which of a signed-in user's organizations the endpoints without
+    an `{orgId}` in their path (seeds 000 and 001, dashboards, CLI login) act on. A key is bound to
+    its organization: naming another one is a 404."""
+    if not requested or requested == principal.org_id:
+        return principal
+    is_session = principal.api_key is None and principal.account_id is not None
+    if is_session and await role_in(session, requested, principal.account_id or "") is not None:
+        return replace(principal, org_id=requested)
+    raise NotFound("Organization not found", code="organization_not_found")
 
 
 async def require_principal(request: Request, session: SessionDep) -> Principal:

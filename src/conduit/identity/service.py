@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conduit.billing import service as billing
 from conduit.identity import audit, totp
 from conduit.identity.auth import ClientInfo, Principal, issue_access_token
 from conduit.identity.models import (
@@ -32,7 +33,7 @@ from conduit.identity.models import (
 from conduit.identity.passwords import check_password
 from conduit.kit import ratelimit
 from conduit.kit.clock import utcnow
-from conduit.kit.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from conduit.kit.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from conduit.kit.jobs import JobContext, enqueue, registry
 from conduit.kit.mailer import queue_email
 from conduit.kit.runtime import Runtime
@@ -44,6 +45,7 @@ from conduit.kit.security import (
     verify_password,
 )
 from conduit.orgs import service as orgs
+from conduit.orgs.models import Organization
 
 CHALLENGE_TTL = timedelta(minutes=5)
 CHALLENGE_MAX_ATTEMPTS = 5
@@ -686,7 +688,9 @@ async def create_api_key(
     allowed_ips: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create any kind of key. Returns the row and the full key, which is never shown again."""
+    """Create any kind of key within the plan's key limit. Returns the row and the full key,
+    which is never shown again."""
+    await _ensure_key_capacity(session, runtime, org_id)
     raw = generate_api_key()
     key = ApiKey(
         org_id=org_id,
@@ -705,6 +709,30 @@ async def create_api_key(
     return key, raw
 
 
+async def _ensure_key_capacity(session: AsyncSession, runtime: Runtime, org_id: str) -> None:
+    org = await session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("Organization not found", code="organization_not_found")
+    # Count under the organization's lock: concurrent creations cannot both take the last slot.
+    await orgs.lock_org(session, org_id)
+    active = await session.scalar(
+        select(func.count()).where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+    )
+    billing.ensure_capacity(
+        org.plan, "keys", int(active or 0), upgrade_url=f"{runtime.settings.resolved_public_url}/api/v1/plans"
+    )
+
+
+def ensure_can_mint_keys(principal: Principal) -> None:
+    """A key limited by IP or expiry must not be able to create a key without those limits."""
+    key = principal.api_key
+    if key is not None and (key.allowed_ips or key.expires_at is not None):
+        raise Forbidden(
+            "A key limited by IP address or expiry cannot create keys; sign in or use an unrestricted key",
+            code="restricted_key",
+        )
+
+
 async def create_account_token(
     session: AsyncSession,
     runtime: Runtime,
@@ -719,6 +747,7 @@ async def create_account_token(
     assert account is not None
     if not name.strip():
         raise Unprocessable("The token name must not be blank", code="invalid_name")
+    ensure_can_mint_keys(principal)
     org_id = principal.org_id or await orgs.personal_org_id(session, account.id)
     if org_id is None:
         raise Unprocessable("The account belongs to no organization", code="no_organization")

@@ -12,7 +12,6 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conduit.billing import service as billing
 from conduit.identity import audit
 from conduit.identity import service as identity
 from conduit.identity.auth import Principal
@@ -44,13 +43,6 @@ async def active_key_count(session: AsyncSession, org_id: str) -> int:
     )
 
 
-async def _check_capacity(session: AsyncSession, runtime: Runtime, org: Organization) -> None:
-    await service.lock_org(session, org.id)
-    billing.ensure_capacity(
-        org.plan, "keys", await active_key_count(session, org.id), upgrade_url=upgrade_url(runtime)
-    )
-
-
 async def create_service_key(
     session: AsyncSession,
     runtime: Runtime,
@@ -62,7 +54,7 @@ async def create_service_key(
     ip: str | None,
 ) -> tuple[ApiKey, str]:
     service.validate_role(role)
-    await _check_capacity(session, runtime, access.org)
+    identity.ensure_can_mint_keys(access.principal)
     key, raw = await identity.create_api_key(
         session,
         runtime,
@@ -149,7 +141,7 @@ async def create_member_key(
         raise Forbidden(
             "Service keys cannot create keys here; use the organization API", code="account_required"
         )
-    await _check_capacity(session, runtime, access.org)
+    identity.ensure_can_mint_keys(access.principal)
     key, raw = await identity.create_api_key(
         session, runtime, org_id=access.org.id, kind=kind, name=name.strip(), account_id=account_id
     )
@@ -209,7 +201,6 @@ async def exchange_cli_token(
     org = await session.get(Organization, token.org_id)
     if account is None or org is None or await service.role_in(session, org.id, account.id) is None:
         raise invalid
-    await _check_capacity(session, runtime, org)
     key, key_raw = await identity.create_api_key(
         session, runtime, org_id=org.id, kind="cli", name=label or "CLI login", account_id=account.id
     )

@@ -856,10 +856,10 @@ async def revoke_org_key(
     tags=["CLI Authentication"],
     summary="Generate a short-lived CLI login token",
     response_model=CliTokenOut,
-    responses=responses(401),
+    responses=responses(401, 403),
 )
 async def cli_token(principal: AccountPrincipalDep, session: SessionDep, runtime: RuntimeDep) -> CliTokenOut:
-    """Issued to a signed-in user; single-use; expires in 5 minutes."""
+    """Issued to a signed-in session (not an API key: 403); single-use; expires in 5 minutes."""
     raw, ttl = await keys.issue_cli_token(session, runtime, principal)
     return CliTokenOut(token=raw, expires_in=ttl)
 

@@ -15,6 +15,7 @@ from conduit.kit.errors import Conflict, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.kit.security import Keyring
 from conduit.orgs.models import Organization
+from conduit.orgs.service import lock_org
 from conduit.servers.models import TRANSPORTS, Server
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -122,6 +123,7 @@ async def create(
     resolved = infer_transport(upstream_url=upstream_url, command=command, transport=transport)
     if await by_name(session, org.id, name) is not None:
         raise Conflict("A server with this name already exists", code="server_exists")
+    await lock_org(session, org.id)
     billing.ensure_capacity(org.plan, "servers", await server_count(session, org.id), upgrade_url=upgrade_url)
     server = Server(
         org_id=org.id,
