@@ -39,6 +39,7 @@ class _Callback(http.server.BaseHTTPRequestHandler):
     state: str
     result: dict[str, str]
     done: threading.Event
+    timeout = 10  # seconds; an idle connection (a browser's preconnect) is dropped, not waited on
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -75,7 +76,9 @@ def _token_from_browser(base: str, open_browser: bool) -> str:
     done = threading.Event()
     result: dict[str, str] = {}
     handler = type("Handler", (_Callback,), {"state": state, "result": result, "done": done})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    # Threaded: a connection the browser opens and leaves idle must not hold up its real request.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     listener = threading.Thread(target=server.serve_forever, daemon=True)
     listener.start()
     try:
