@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from tests.admin.conftest import Org, add_server, assert_envelope
+from conduit.kit.runtime import Runtime
+from tests.admin.conftest import Org, add_server, assert_envelope, make_org
 
 Request = Callable[[httpx.AsyncClient, Org], Awaitable[httpx.Response]]
 
@@ -104,3 +105,15 @@ async def test_concurrent_restores_never_fail_with_a_500(client: httpx.AsyncClie
         c["config_name"] for c in assert_envelope(await client.get("/api/v1/configs", headers=admin.headers))
     ]
     assert names == ["c0", "c1"]
+
+
+async def test_concurrent_users_never_pass_the_plan(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    free = await make_org(client, runtime, plan="free")  # 3 members: the owner and two more
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/users", json={"email": f"u{n}@example.com"}, headers=free.headers)
+            for n in range(5)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 201, 403, 403, 403]
+    assert len(assert_envelope(await client.get("/api/v1/users", headers=free.headers))) == 3

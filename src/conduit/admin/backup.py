@@ -316,6 +316,8 @@ async def _ensure_capacity(
     session: AsyncSession, runtime: Runtime, org: Organization, conf: Configuration
 ) -> None:
     upgrade = admin.upgrade_url(runtime)
+    # Held to the end of the transaction: counts stay true, and two restores run one after the other.
+    await orgs.lock_org(session, org.id)
     billing.ensure_capacity(org.plan, "servers", 0, adding=len(conf.servers), upgrade_url=upgrade)
     members = set(
         (

@@ -21,7 +21,6 @@ from conduit.identity.models import Account, ApiKey
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
 from conduit.kit.runtime import Runtime
-from conduit.orgs import keys
 from conduit.orgs import service as orgs
 from conduit.orgs.models import Membership, Organization
 from conduit.servers import service as servers
@@ -378,6 +377,7 @@ async def create_user(
     exists = Conflict(f"User {email} already exists", code="user_exists")
     if account is not None and await orgs.role_in(session, org.id, account.id) is not None:
         raise exists
+    await orgs.lock_org(session, org.id)  # count, then add: concurrent creations cannot both fit
     billing.ensure_capacity(
         org.plan, "members", await orgs.member_count(session, org.id), upgrade_url=upgrade_url(runtime)
     )
@@ -403,6 +403,7 @@ async def user_projects(session: AsyncSession, org_id: str, account_id: str) -> 
 
 
 async def delete_user(session: AsyncSession, org_id: str, email: str) -> None:
+    """End the membership (which revokes the user's keys here) and leave every project."""
     account = await get_user(session, org_id, email)
     await orgs.remove_member(session, org_id, account.id)
     project_ids = select(Project.id).where(Project.org_id == org_id)
@@ -410,11 +411,6 @@ async def delete_user(session: AsyncSession, org_id: str, email: str) -> None:
         delete(ProjectMember).where(
             ProjectMember.account_id == account.id, ProjectMember.project_id.in_(project_ids)
         )
-    )
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.org_id == org_id, ApiKey.account_id == account.id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
     )
 
 
@@ -449,10 +445,7 @@ async def create_user_key(
         raise Unprocessable(
             f"{email} is not in project {project_name!r}; add the user first", code="user_not_in_project"
         )
-    billing.ensure_capacity(
-        org.plan, "keys", await keys.active_key_count(session, org.id), upgrade_url=upgrade_url(runtime)
-    )
-    key, raw = await identity.create_api_key(
+    key, raw = await identity.create_api_key(  # within the plan's key limit
         session,
         runtime,
         org_id=org.id,
