@@ -266,3 +266,19 @@ async def test_free_plan_caps_keys_with_a_403(client: httpx.AsyncClient, runtime
         await client.post(KEYS, json={"project_name": "web"}, headers=free.headers), 403, "plan_limit_reached"
     )
     assert body["limit"] == 5
+
+
+async def test_a_project_key_of_an_admin_reads_like_a_viewer(client: httpx.AsyncClient, admin: Org) -> None:
+    await client.post(
+        "/api/v1/users", json={"email": "boss@example.com", "role": "admin"}, headers=admin.headers
+    )
+    await client.post("/api/v1/projects", json={"project_name": "ops"}, headers=admin.headers)
+    await client.post("/api/v1/projects/ops/users", json={"email": "boss@example.com"}, headers=admin.headers)
+    created = await client.post(
+        "/api/v1/users/boss@example.com/api-keys", json={"project_name": "ops"}, headers=admin.headers
+    )
+    project_key = bearer(assert_envelope(created, 201)["api_key"])
+    assert (await client.get("/api/v1/configs", headers=project_key)).status_code == 200
+    refused = await client.post("/api/v1/configs", json={"config_name": "x"}, headers=project_key)
+    assert refused.status_code == 403
+    assert (await client.get("/api/v1/cli/whoami", headers=project_key)).json()["role"] == "viewer"

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from conduit.kit import logging as kit_logging
 from conduit.settings import Settings
@@ -38,7 +39,8 @@ def print_rows(
         # fold, not ellipsis: a cut-off id or setting name is useless to the reader.
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        # Cells are data, not Rich markup: "see [docs]" must print as written.
+        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
     if console.is_terminal:
         console.print(table)
         return

@@ -60,7 +60,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         try:
             async with runtime.db.session(write=False) as session:
                 result = await session.execute(select(Job.status, func.count()).group_by(Job.status))
-                counts = dict(result.tuples().all())
+                counts = dict(result.all())
                 return [{"status": s, "count": counts.get(s, 0)} for s in STATUSES]
         finally:
             await runtime.close()

@@ -183,6 +183,10 @@ async def effective_role(session: AsyncSession, principal: Principal, org_id: st
         member_role = await role_in(session, org_id, key.account_id)
         if member_role is None:
             return None
+        if key.kind == "project":
+            # A project key exists to reach its project's servers through the gateway; it reads
+            # at most what a viewer reads, whatever its owner may do.
+            return weaker_of("viewer", member_role)
         return weaker_of(key.role, member_role) if key.role else member_role
     if principal.account_id is None:
         return None

@@ -165,8 +165,10 @@ def update_definition(
         upstream_url=new_url, command=new_command, transport=server.transport if unchanged_target else None
     )
     server.upstream_url, server.command = new_url, new_command
-    if args is not None or command is not None:
-        server.args = list(args or []) if new_command else None
+    if new_command is None:
+        server.args = None
+    elif args is not None:
+        server.args = list(args)
     if env is not None:
         server.env_sealed = seal_env(keyring, server.org_id, env)
     if description is not None:
