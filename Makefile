@@ -3,9 +3,10 @@ VENV        ?= .venv
 PYTHON      ?= python3
 BIN         := $(VENV)/bin
 INSTALLED   := $(VENV)/.installed
+NODE_STAMP  := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run install test test-sqlite test-postgres lint fmt bench clean
+.PHONY: run install test test-sqlite test-postgres lint fmt bench conformance clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +14,12 @@ $(INSTALLED): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-install: $(INSTALLED)
+# Real MCP servers and the conformance suite for the tests (package-lock.json pins them, Node 22 included).
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(INSTALLED) $(NODE_STAMP)
 
 run: $(INSTALLED)
 	@$(BIN)/conduit migrate
@@ -25,10 +31,10 @@ lint: $(INSTALLED)
 
 test: lint test-sqlite test-postgres
 
-test-sqlite: $(INSTALLED)
+test-sqlite: $(INSTALLED) $(NODE_STAMP)
 	CONDUIT_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: $(INSTALLED)
+test-postgres: $(INSTALLED) $(NODE_STAMP)
 	CONDUIT_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" $(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: $(INSTALLED)
@@ -38,5 +44,9 @@ fmt: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python bench/api.py
 
+# The MCP conformance suite against the fixture server over streamable HTTP (not part of `make test`).
+conformance: $(INSTALLED) $(NODE_STAMP)
+	$(BIN)/python -m tests.mcp_servers conformance
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache
