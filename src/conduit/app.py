@@ -24,6 +24,7 @@ from conduit.kit.metrics import metrics_endpoint
 from conduit.kit.runtime import Runtime
 from conduit.orgs import invitations as _invitations  # noqa: F401 - registers the invitation mail job
 from conduit.orgs.routes import router as orgs_router
+from conduit.servers.routes import router as servers_router
 from conduit.settings import Settings
 from conduit.system.routes import router as system_router
 from conduit.web.routes import router as web_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(identity_router)
     app.include_router(orgs_router)
     app.include_router(admin_router)
+    app.include_router(servers_router)
     app.include_router(web_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

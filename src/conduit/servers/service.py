@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,12 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conduit.billing import service as billing
+from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.kit.security import Keyring
 from conduit.orgs.models import Organization
 from conduit.orgs.service import lock_org
-from conduit.servers.models import TRANSPORTS, Server
+from conduit.servers.models import TRANSPORTS, RequestLog, Server, Tool
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -114,6 +117,8 @@ async def create(
     transport: str | None = None,
     upgrade_url: str,
     settings: dict[str, Any] | None = None,
+    slug: str | None = None,
+    public: bool = False,
 ) -> Server:
     name = name.strip()
     if not name:
@@ -125,10 +130,16 @@ async def create(
         raise Conflict("A server with this name already exists", code="server_exists")
     await lock_org(session, org.id)
     billing.ensure_capacity(org.plan, "servers", await server_count(session, org.id), upgrade_url=upgrade_url)
+    if slug is not None:
+        if not re.match(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", slug):
+            raise Unprocessable("slug must be lowercase letters, digits and dashes", code="invalid_slug")
+        if await session.scalar(select(Server.id).where(Server.org_id == org.id, Server.slug == slug)):
+            raise Conflict("A server with this slug already exists", code="slug_taken")
     server = Server(
         org_id=org.id,
         name=name,
-        slug=await _unique_slug(session, org.id, name),
+        public=public,
+        slug=slug or await _unique_slug(session, org.id, name),
         description=description,
         transport=resolved,
         upstream_url=upstream_url,
@@ -173,3 +184,227 @@ def update_definition(
         server.env_sealed = seal_env(keyring, server.org_id, env)
     if description is not None:
         server.description = description
+
+
+# --- gateway endpoint, tools and their curation ----------------------------------------------
+
+
+def gateway_endpoint(public_url: str, org_slug: str, server: Server) -> str:
+    return f"{public_url}/s/{org_slug}/{server.slug}/mcp"
+
+
+def definition_hash(definition: dict[str, Any]) -> str:
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def tools_of(session: AsyncSession, server_id: str, *, include_removed: bool = False) -> list[Tool]:
+    query = select(Tool).where(Tool.server_id == server_id).order_by(Tool.position, Tool.name)
+    if not include_removed:
+        query = query.where(Tool.removed_at.is_(None))
+    return list((await session.scalars(query)).all())
+
+
+async def tool_counts(session: AsyncSession, server_ids: list[str]) -> dict[str, int]:
+    if not server_ids:
+        return {}
+    rows = await session.execute(
+        select(Tool.server_id, func.count())
+        .where(Tool.server_id.in_(server_ids), Tool.removed_at.is_(None))
+        .group_by(Tool.server_id)
+    )
+    return {server_id: int(count) for server_id, count in rows.all()}
+
+
+async def invocation_counts(session: AsyncSession, server_ids: list[str]) -> dict[str, int]:
+    if not server_ids:
+        return {}
+    rows = await session.execute(
+        select(RequestLog.server_id, func.count())
+        .where(RequestLog.server_id.in_(server_ids), RequestLog.method == "tools/call")
+        .group_by(RequestLog.server_id)
+    )
+    return {str(server_id): int(count) for server_id, count in rows.all()}
+
+
+async def get_tool(session: AsyncSession, server: Server, tool_id: str) -> Tool:
+    tool = await session.get(Tool, tool_id)
+    if tool is None or tool.server_id != server.id:
+        raise NotFound("Tool not found", code="tool_not_found")
+    return tool
+
+
+PATCHABLE = {
+    "isEnabled": "is_enabled",
+    "displayName": "display_name",
+    "descriptionOverride": "description_override",
+    "instructions": "instructions",
+    "whenToUse": "when_to_use",
+    "whenNotToUse": "when_not_to_use",
+}
+DEFAULTS: dict[str, Any] = {"is_enabled": True}
+
+
+def patch_tool(tool: Tool, changes: dict[str, Any], *, replace: bool = False) -> None:
+    """Apply the given fields; with `replace`, fields not given go back to their defaults."""
+    if changes.get("isEnabled", True) is None:
+        raise Unprocessable("isEnabled must be true or false", code="invalid_tool_patch")
+    for field, column in PATCHABLE.items():
+        if field in changes:
+            setattr(tool, column, changes[field])
+        elif replace:
+            setattr(tool, column, DEFAULTS.get(column))
+
+
+def effective_definition(tool: Tool, *, name: str | None = None) -> dict[str, Any]:
+    """The tool as the gateway lists it: the upstream definition with the curation applied.
+
+    The input schema is never altered (clients derive request headers from it); the title and
+    description carry the overrides, with instructions and use guidance appended.
+    """
+    definition = dict(tool.definition)
+    if name is not None:
+        definition["name"] = name
+    if tool.display_name:
+        definition["title"] = tool.display_name
+    description = (
+        tool.description_override if tool.description_override is not None else definition.get("description")
+    )
+    guidance = [
+        (label, text)
+        for label, text in (
+            ("Instructions", tool.instructions),
+            ("When to use", tool.when_to_use),
+            ("When not to use", tool.when_not_to_use),
+        )
+        if text
+    ]
+    if guidance:
+        parts = [description] if description else []
+        parts += [f"{label}: {text}" for label, text in guidance]
+        description = "\n\n".join(parts)
+    if description is not None:
+        definition["description"] = description
+    return definition
+
+
+async def upsert_tools(
+    session: AsyncSession, server: Server, definitions: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Store what the upstream lists now: new tools appear, changed ones get a new hash, tools
+    no longer listed are marked removed (their curation is kept should they come back)."""
+    existing = {tool.name: tool for tool in await tools_of(session, server.id, include_removed=True)}
+    now = utcnow()
+    seen: set[str] = set()
+    counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
+    for position, definition in enumerate(definitions):
+        name = str(definition.get("name", ""))
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        digest = definition_hash(definition)
+        tool = existing.get(name)
+        if tool is None:
+            session.add(
+                Tool(
+                    server_id=server.id,
+                    name=name,
+                    definition=definition,
+                    definition_hash=digest,
+                    position=position,
+                )
+            )
+            counts["added"] += 1
+            continue
+        changed = tool.definition_hash != digest or tool.removed_at is not None
+        tool.definition, tool.definition_hash, tool.position, tool.removed_at = (
+            definition,
+            digest,
+            position,
+            None,
+        )
+        counts["changed" if changed else "unchanged"] += 1
+    for name, tool in existing.items():
+        if name not in seen and tool.removed_at is None:
+            tool.removed_at = now
+            counts["removed"] += 1
+    await session.flush()
+    return counts
+
+
+# --- request logs ----------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+async def analytics(session: AsyncSession, server_id: str, days: int) -> dict[str, Any]:
+    since = utcnow() - timedelta(days=days)
+    rows = (
+        await session.execute(
+            select(
+                RequestLog.tool,
+                RequestLog.status,
+                RequestLog.duration_ms,
+                RequestLog.created_at,
+                RequestLog.request_bytes,
+                RequestLog.response_bytes,
+            ).where(RequestLog.server_id == server_id, RequestLog.created_at >= since)
+        )
+    ).all()
+    durations = [row.duration_ms for row in rows]
+    errors = sum(1 for row in rows if row.status != "ok")
+    by_tool: dict[str, list[Any]] = {}
+    by_day: dict[str, list[int]] = {}
+    for row in rows:
+        if row.tool:
+            by_tool.setdefault(row.tool, []).append(row)
+        day = by_day.setdefault(row.created_at.strftime("%Y-%m-%d"), [0, 0])
+        day[0] += 1
+        day[1] += row.status != "ok"
+    return {
+        "serverId": server_id,
+        "days": days,
+        "totalRequests": len(rows),
+        "errors": errors,
+        "errorRate": round(errors / len(rows), 4) if rows else 0.0,
+        "p50Ms": _percentile(durations, 0.5),
+        "p95Ms": _percentile(durations, 0.95),
+        "requestBytes": sum(row.request_bytes for row in rows),
+        "responseBytes": sum(row.response_bytes for row in rows),
+        "byTool": sorted(
+            (
+                {
+                    "tool": tool,
+                    "calls": len(items),
+                    "errors": sum(1 for i in items if i.status != "ok"),
+                    "p50Ms": _percentile([i.duration_ms for i in items], 0.5),
+                }
+                for tool, items in by_tool.items()
+            ),
+            key=lambda item: (-item["calls"], item["tool"]),
+        ),
+        "byDay": [{"date": date, "calls": c, "errors": e} for date, (c, e) in sorted(by_day.items())],
+    }
+
+
+async def logs_page(
+    session: AsyncSession, server_id: str, *, limit: int, cursor: int | None
+) -> tuple[list[RequestLog], int | None]:
+    query = (
+        select(RequestLog)
+        .where(RequestLog.server_id == server_id)
+        .order_by(RequestLog.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        query = query.where(RequestLog.id < cursor)
+    rows = list((await session.scalars(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
