@@ -29,6 +29,7 @@ from conduit.migrations import upgrade
 from conduit.migrations.all_models import metadata
 from conduit.settings import Settings
 
+pytest_plugins = ["tests.conftest_mcp"]
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 
