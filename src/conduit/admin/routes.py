@@ -35,7 +35,6 @@ from conduit.admin.schemas import (
     UserEmail,
     envelope,
 )
-from conduit.identity import audit
 from conduit.identity.auth import ClientDep, RuntimeDep
 from conduit.identity.models import ApiKey
 from conduit.kit.clock import utcnow
@@ -79,15 +78,7 @@ ERRORS = {
 def _audit(
     session: AsyncSession, access: OrgAccess, action: str, client: ClientDep, **metadata: object
 ) -> None:
-    audit.record(
-        session,
-        action,
-        account_id=access.principal.account_id,
-        org_id=access.org.id,
-        ip=client.ip,
-        key_id=access.principal.api_key.id if access.principal.api_key else None,
-        **metadata,
-    )
+    access.audit(session, action, client.ip, **metadata)
 
 
 def _server_data(runtime: Runtime, link: ConfigServer, server: Server) -> Data:

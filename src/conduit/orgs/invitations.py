@@ -17,7 +17,7 @@ from conduit.kit.jobs import JobContext, enqueue, registry
 from conduit.kit.mailer import build_message, deliver
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import generate_token
-from conduit.orgs import keys, service
+from conduit.orgs import service
 from conduit.orgs.models import Invitation, Membership, Organization
 
 TTL = timedelta(days=7)
@@ -103,13 +103,10 @@ async def create(
     session.add(invitation)
     await session.flush()
     url = _issue_link(session, runtime, invitation, org, now)
-    audit.record(
+    access.audit(
         session,
         "invitation.created",
-        account_id=access.principal.account_id,
-        key_id=keys.actor_key_id(access.principal),
-        org_id=org.id,
-        ip=ip,
+        ip,
         invitation_id=invitation.id,
         email=email,
         role=role,
@@ -145,13 +142,10 @@ async def resend(
     if status_of(invitation) in ("accepted", "revoked"):
         raise Gone(f"The invitation was {status_of(invitation)}", code=f"invitation_{status_of(invitation)}")
     url = _issue_link(session, runtime, invitation, access.org, utcnow())
-    audit.record(
+    access.audit(
         session,
         "invitation.resent",
-        account_id=access.principal.account_id,
-        key_id=keys.actor_key_id(access.principal),
-        org_id=access.org.id,
-        ip=ip,
+        ip,
         invitation_id=invitation.id,
     )
     return invitation, url
@@ -165,13 +159,10 @@ async def revoke(
         raise Gone(f"The invitation is {status_of(invitation)}", code=f"invitation_{status_of(invitation)}")
     invitation.revoked_at = utcnow()
     invitation.revoked_reason = reason
-    audit.record(
+    access.audit(
         session,
         "invitation.revoked",
-        account_id=access.principal.account_id,
-        key_id=keys.actor_key_id(access.principal),
-        org_id=access.org.id,
-        ip=ip,
+        ip,
         invitation_id=invitation.id,
         reason=reason,
     )

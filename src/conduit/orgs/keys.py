@@ -27,11 +27,6 @@ CLI_TOKEN_TTL = timedelta(minutes=5)
 CLI_TOKEN_PREFIX = "cnd_cli_"
 
 
-def actor_key_id(principal: Principal) -> str | None:
-    """The key a caller acted with, for the audit log (None for a signed-in session)."""
-    return principal.api_key.id if principal.api_key else None
-
-
 def upgrade_url(runtime: Runtime) -> str:
     return f"{runtime.settings.resolved_public_url}/api/v1/plans"
 
@@ -64,13 +59,10 @@ async def create_service_key(
         role=role,
         expires_at=utcnow() + timedelta(seconds=expires_in) if expires_in else None,
     )
-    audit.record(
+    access.audit(
         session,
         "api_key.created",
-        account_id=access.principal.account_id,
-        org_id=access.org.id,
-        ip=ip,
-        key_id=actor_key_id(access.principal),
+        ip,
         api_key_id=key.id,
         name=key.name,
         kind="service",
@@ -112,13 +104,10 @@ async def revoke_key(
     if not owns(access.principal, key):
         access.require("api_keys:manage")
     key.revoked_at = utcnow()
-    audit.record(
+    access.audit(
         session,
         "api_key.revoked",
-        account_id=access.principal.account_id,
-        org_id=access.org.id,
-        ip=ip,
-        key_id=actor_key_id(access.principal),
+        ip,
         api_key_id=key.id,
         name=key.name,
         kind=key.kind,
@@ -145,17 +134,7 @@ async def create_member_key(
     key, raw = await identity.create_api_key(
         session, runtime, org_id=access.org.id, kind=kind, name=name.strip(), account_id=account_id
     )
-    audit.record(
-        session,
-        "api_key.created",
-        account_id=account_id,
-        org_id=access.org.id,
-        ip=ip,
-        key_id=actor_key_id(access.principal),
-        api_key_id=key.id,
-        name=key.name,
-        kind=kind,
-    )
+    access.audit(session, "api_key.created", ip, api_key_id=key.id, name=key.name, kind=kind)
     return key, raw
 
 

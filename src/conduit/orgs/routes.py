@@ -124,15 +124,7 @@ def _service_key_out(key: ApiKey, raw: str | None = None) -> ServiceKeyOut:
 def _audit(
     session: SessionDep, access: OrgAccess, action: str, client: ClientDep, **metadata: object
 ) -> None:
-    audit.record(
-        session,
-        action,
-        account_id=access.principal.account_id,
-        org_id=access.org.id,
-        ip=client.ip,
-        key_id=keys.actor_key_id(access.principal),
-        **metadata,
-    )
+    access.audit(session, action, client.ip, **metadata)
 
 
 # --- organizations --------------------------------------------------------------------------

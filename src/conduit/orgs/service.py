@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conduit.identity import audit
 from conduit.identity.models import ApiKey
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -165,6 +166,19 @@ class OrgAccess:
 
     def can(self, permission: str) -> bool:
         return can(self.role, permission)
+
+    def audit(self, session: AsyncSession, action: str, ip: str | None, **metadata: object) -> None:
+        """Record an action taken in this organization, with who took it and with which key."""
+        key = self.principal.api_key
+        audit.record(
+            session,
+            action,
+            account_id=self.principal.account_id,
+            org_id=self.org.id,
+            ip=ip,
+            key_id=key.id if key else None,
+            **metadata,
+        )
 
     def require(self, permission: str) -> OrgAccess:
         if not self.can(permission):

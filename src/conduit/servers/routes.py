@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conduit.identity import audit
 from conduit.identity.auth import ClientDep, RuntimeDep
 from conduit.kit.db import SessionDep
 from conduit.kit.errors import Conflict, NotFound, Unprocessable, responses
@@ -56,15 +55,7 @@ def _endpoint(runtime: Runtime, access: OrgAccess, server: Server) -> str:
 def _audit(
     session: AsyncSession, access: OrgAccess, action: str, client: ClientDep, **metadata: object
 ) -> None:
-    audit.record(
-        session,
-        action,
-        account_id=access.principal.account_id,
-        org_id=access.org.id,
-        ip=client.ip,
-        key_id=access.principal.api_key.id if access.principal.api_key else None,
-        **metadata,
-    )
+    access.audit(session, action, client.ip, **metadata)
 
 
 def _server_out(runtime: Runtime, access: OrgAccess, server: Server) -> ServerOut:
