@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.db = runtime.db
     app.state.error_styles = [*ADMIN_ERROR_STYLES]
     errors.install(app)
+    app.add_middleware(errors.RejectNulMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)
     app.include_router(identity_router)

@@ -51,3 +51,20 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'conduit_http_requests_total{method="GET",route="/api/v1/ping",status="200"}' in text
     # Templates, not raw paths: ids never become label values.
     assert "key_123" not in text
+
+
+async def test_nul_characters_are_refused_before_they_reach_the_database(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.get("/api/v1/dashboard/analytics", params={"organizationId": "org_\x00x"}),
+        await client.get("/api/v1/organizations/org_%00x"),
+        await client.post(
+            "/api/v1/accounts",
+            content=b'{"email": "a\\u0000@b.io", "password": "x"}',
+            headers={"Content-Type": "application/json"},
+        ),
+    ):
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_input"
+    # A body without NUL goes through untouched, whatever its size.
+    created = await client.post("/api/v1/accounts", json={"email": "ok@example.com", "password": "x" * 1000})
+    assert (created.status_code, created.json()["code"]) == (422, "password_too_long")

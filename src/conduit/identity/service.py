@@ -415,7 +415,10 @@ async def request_password_reset(
 @registry.handler("identity.password_reset", max_attempts=5)
 async def _send_password_reset(ctx: JobContext) -> None:
     session, runtime = ctx.session, ctx.runtime
-    account = await account_by_email(session, ctx.payload["email"])
+    # Locked: reset jobs for one account run one at a time, so the hourly count holds (PostgreSQL).
+    account = await session.scalar(
+        select(Account).where(Account.email == normalize_email(ctx.payload["email"])).with_for_update()
+    )
     if account is None:
         return
     recent = await ratelimit.count_events(session, f"reset:{account.id}", timedelta(hours=1))
