@@ -68,3 +68,9 @@ async def test_nul_characters_are_refused_before_they_reach_the_database(client:
     # A body without NUL goes through untouched, whatever its size.
     created = await client.post("/api/v1/accounts", json={"email": "ok@example.com", "password": "x" * 1000})
     assert (created.status_code, created.json()["code"]) == (422, "password_too_long")
+
+
+async def test_a_nul_on_an_admin_path_is_refused_in_the_admin_envelope(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/configs/bad%00name")
+    assert response.status_code == 422
+    assert {"error", "detail", "timestamp"} <= set(response.json())

@@ -7,7 +7,6 @@ path prefix.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -220,7 +219,7 @@ class RejectNulMiddleware:
             return
         query = scope.get("query_string", b"").lower()
         if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         is_json = headers.get(b"content-type", b"").startswith(b"application/json")
@@ -239,7 +238,7 @@ class RejectNulMiddleware:
                 break
         body = b"".join(chunks)
         if size <= self.BODY_LIMIT and b"\\u0000" in body:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         more = size > self.BODY_LIMIT
         await self.app(
@@ -247,21 +246,12 @@ class RejectNulMiddleware:
         )
 
     @staticmethod
-    async def _refuse(send: Any) -> None:
-        body = json.dumps(
-            {"code": "invalid_input", "error": "The request contains a NUL character, which no field accepts"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 422,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+    async def _refuse(scope: Any, receive: Any, send: Any) -> None:
+        # Rendered like any other error, in the envelope of the path (seed 001's on its paths).
+        error = Unprocessable(
+            "The request contains a NUL character, which no field accepts", code="invalid_input"
         )
-        await send({"type": "http.response.body", "body": body})
+        await render(Request(scope), error)(scope, receive, send)
 
 
 def _replay(messages: list[Any], receive: Any) -> Any:
