@@ -8,6 +8,7 @@ that configuration's servers through `/mcp`.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,48 +46,83 @@ async def _flush_or(session: AsyncSession, conflict: Conflict) -> None:
         raise conflict from exc
 
 
+# --- configurations and projects: named, described, unique per organization ---------------
+
+Named = TypeVar("Named", Config, Project)
+_LABELS: dict[type[Any], tuple[str, str]] = {
+    Config: ("Configuration", "config"),
+    Project: ("Project", "project"),
+}
+
+
+def _exists(model: type[Named], name: str) -> Conflict:
+    label, code = _LABELS[model]
+    return Conflict(f"{label} {name!r} already exists", code=f"{code}_exists")
+
+
+async def _list_named(session: AsyncSession, model: type[Named], org_id: str) -> list[Named]:
+    rows = await session.scalars(select(model).where(model.org_id == org_id).order_by(model.name))
+    return list(rows.all())
+
+
+async def _get_named(session: AsyncSession, model: type[Named], org_id: str, name: str) -> Named:
+    row = await session.scalar(select(model).where(model.org_id == org_id, model.name == name))
+    if row is None:
+        label, code = _LABELS[model]
+        raise NotFound(f"{label} {name!r} not found", code=f"{code}_not_found")
+    return row
+
+
+async def _taken(session: AsyncSession, model: type[Named], org_id: str, name: str) -> bool:
+    return (
+        await session.scalar(select(model.id).where(model.org_id == org_id, model.name == name)) is not None
+    )
+
+
+async def _create_named(
+    session: AsyncSession, model: type[Named], org_id: str, name: str, description: str | None
+) -> Named:
+    if await _taken(session, model, org_id, name):
+        raise _exists(model, name)
+    row = model(org_id=org_id, name=name, description=description)
+    session.add(row)
+    await _flush_or(session, _exists(model, name))
+    return row
+
+
+async def _rename_named(
+    session: AsyncSession, row: Named, new_name: str | None, description: str | None
+) -> None:
+    model = type(row)
+    if new_name and new_name != row.name:
+        if await _taken(session, model, row.org_id, new_name):
+            raise _exists(model, new_name)
+        row.name = new_name
+        await _flush_or(session, _exists(model, new_name))
+    if description is not None:
+        row.description = description
+    row.updated_at = utcnow()
+
+
 # --- configurations -------------------------------------------------------------------------
 
 
 async def list_configs(session: AsyncSession, org_id: str) -> list[Config]:
-    return list(
-        (await session.scalars(select(Config).where(Config.org_id == org_id).order_by(Config.name))).all()
-    )
+    return await _list_named(session, Config, org_id)
 
 
 async def get_config(session: AsyncSession, org_id: str, name: str) -> Config:
-    config = await session.scalar(select(Config).where(Config.org_id == org_id, Config.name == name))
-    if config is None:
-        raise NotFound(f"Configuration {name!r} not found", code="config_not_found")
-    return config
-
-
-def _config_exists(name: str) -> Conflict:
-    return Conflict(f"Configuration {name!r} already exists", code="config_exists")
+    return await _get_named(session, Config, org_id, name)
 
 
 async def create_config(session: AsyncSession, org_id: str, name: str, description: str | None) -> Config:
-    if await session.scalar(select(Config.id).where(Config.org_id == org_id, Config.name == name)):
-        raise _config_exists(name)
-    config = Config(org_id=org_id, name=name, description=description)
-    session.add(config)
-    await _flush_or(session, _config_exists(name))
-    return config
+    return await _create_named(session, Config, org_id, name, description)
 
 
 async def rename_config(
     session: AsyncSession, config: Config, new_name: str | None, description: str | None
 ) -> None:
-    if new_name and new_name != config.name:
-        if await session.scalar(
-            select(Config.id).where(Config.org_id == config.org_id, Config.name == new_name)
-        ):
-            raise _config_exists(new_name)
-        config.name = new_name
-        await _flush_or(session, _config_exists(new_name))
-    if description is not None:
-        config.description = description
-    config.updated_at = utcnow()
+    await _rename_named(session, config, new_name, description)
 
 
 async def copy_config(session: AsyncSession, config: Config, new_name: str) -> Config:
@@ -237,44 +273,21 @@ async def remove_config_server(session: AsyncSession, config: Config, server_nam
 
 
 async def list_projects(session: AsyncSession, org_id: str) -> list[Project]:
-    return list(
-        (await session.scalars(select(Project).where(Project.org_id == org_id).order_by(Project.name))).all()
-    )
+    return await _list_named(session, Project, org_id)
 
 
 async def get_project(session: AsyncSession, org_id: str, name: str) -> Project:
-    project = await session.scalar(select(Project).where(Project.org_id == org_id, Project.name == name))
-    if project is None:
-        raise NotFound(f"Project {name!r} not found", code="project_not_found")
-    return project
-
-
-def _project_exists(name: str) -> Conflict:
-    return Conflict(f"Project {name!r} already exists", code="project_exists")
+    return await _get_named(session, Project, org_id, name)
 
 
 async def create_project(session: AsyncSession, org_id: str, name: str, description: str | None) -> Project:
-    if await session.scalar(select(Project.id).where(Project.org_id == org_id, Project.name == name)):
-        raise _project_exists(name)
-    project = Project(org_id=org_id, name=name, description=description)
-    session.add(project)
-    await _flush_or(session, _project_exists(name))
-    return project
+    return await _create_named(session, Project, org_id, name, description)
 
 
 async def update_project(
     session: AsyncSession, project: Project, new_name: str | None, description: str | None
 ) -> None:
-    if new_name and new_name != project.name:
-        if await session.scalar(
-            select(Project.id).where(Project.org_id == project.org_id, Project.name == new_name)
-        ):
-            raise _project_exists(new_name)
-        project.name = new_name
-        await _flush_or(session, _project_exists(new_name))
-    if description is not None:
-        project.description = description
-    project.updated_at = utcnow()
+    await _rename_named(session, project, new_name, description)
 
 
 async def delete_project(session: AsyncSession, project: Project) -> None:
