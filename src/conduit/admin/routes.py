@@ -658,11 +658,14 @@ async def rotate_user_key(
 
 
 async def _set_disabled(
-    session: AsyncSession, access: OrgAccess, email: str, key_id: str, disabled: bool
-) -> ApiKey:
+    session: AsyncSession, access: OrgAccess, client: ClientDep, email: str, key_id: str, disabled: bool
+) -> Data:
     key = await admin.user_key(session, access.org.id, email, key_id)
     key.disabled_at = utcnow() if disabled else None
-    return key
+    state = "disabled" if disabled else "enabled"
+    _audit(session, access, f"api_key.{state}", client, email=email, key=key_id)
+    names = await admin.project_names(session, {key.project_id})
+    return envelope(f"API key {state}", _key_data(key, names.get(key.project_id or "")))
 
 
 @router.post(
@@ -675,12 +678,7 @@ async def _set_disabled(
 async def disable_user_key(
     email: str, key_id: str, session: SessionDep, client: ClientDep, access: Users
 ) -> Data:
-    key = await _set_disabled(session, access, email, key_id, True)
-    _audit(session, access, "api_key.disabled", client, email=email, key=key_id)
-    return envelope(
-        "API key disabled",
-        _key_data(key, (await admin.project_names(session, {key.project_id})).get(key.project_id or "")),
-    )
+    return await _set_disabled(session, access, client, email, key_id, True)
 
 
 @router.post(
@@ -693,12 +691,7 @@ async def disable_user_key(
 async def enable_user_key(
     email: str, key_id: str, session: SessionDep, client: ClientDep, access: Users
 ) -> Data:
-    key = await _set_disabled(session, access, email, key_id, False)
-    _audit(session, access, "api_key.enabled", client, email=email, key=key_id)
-    return envelope(
-        "API key enabled",
-        _key_data(key, (await admin.project_names(session, {key.project_id})).get(key.project_id or "")),
-    )
+    return await _set_disabled(session, access, client, email, key_id, False)
 
 
 @router.delete(
