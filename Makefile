@@ -44,9 +44,10 @@ fmt: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python bench/api.py
 
-# The MCP conformance suite against the fixture server over streamable HTTP (not part of `make test`).
+# The MCP conformance suite against the fixture server, directly and through Conduit, side by side
+# (not part of `make test`; tests/gateway/test_conformance.py asserts the same in the suite).
 conformance: $(INSTALLED) $(NODE_STAMP)
-	$(BIN)/python -m tests.mcp_servers conformance
+	$(BIN)/python -m tests.conformance
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

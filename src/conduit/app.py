@@ -12,6 +12,7 @@ from fastapi import FastAPI
 import conduit
 from conduit.admin.routes import ERROR_STYLES as ADMIN_ERROR_STYLES
 from conduit.admin.routes import router as admin_router
+from conduit.gateway.relay import Gateway, GatewayMiddleware
 from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
 from conduit.identity.routes import router as identity_router
 from conduit.kit import errors
@@ -51,6 +52,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.gateway.aclose()
         if worker is not None and worker_task is not None:
             worker.stop()
             # Running jobs get 10 s to finish; an unfinished one is taken over after its lease.
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.db = runtime.db
     app.state.error_styles = [*ADMIN_ERROR_STYLES]
     errors.install(app)
+    app.state.gateway = Gateway(runtime)
+    app.add_middleware(GatewayMiddleware, gateway=app.state.gateway)
     app.add_middleware(errors.RejectNulMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)

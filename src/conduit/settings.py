@@ -80,6 +80,29 @@ class Settings(BaseSettings):
         False, description="Allow outbound requests (webhooks, scans) to loopback and private addresses"
     )
 
+    gateway_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a relayed request may wait for its upstream (per server: timeoutSeconds)",
+    )
+    gateway_allowed_origins: str = Field(
+        "",
+        description="Comma-separated browser origins allowed on gateway endpoints, besides the public URL's "
+        "own and loopback origins; `*` allows any",
+    )
+    gateway_session_idle_seconds: int = Field(
+        1800, ge=10, description="A gateway session unused this long is closed with its upstream sessions"
+    )
+    gateway_stdio_idle_seconds: int = Field(
+        600, ge=5, description="A stdio upstream process unused this long is stopped (restarted on demand)"
+    )
+    gateway_cache_seconds: float = Field(
+        2.0, ge=0, description="How long the gateway reuses a server's definition and curation"
+    )
+    gateway_max_message_bytes: int = Field(
+        16 << 20, ge=1024, description="Largest JSON-RPC message a client may send through the gateway"
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -31,13 +31,33 @@ class Plan:
     members: int | None
     scans_per_month: int | None
     gateway_calls_per_day: int | None
+    # Per API key, enforced in memory by each gateway process (gateway.policy).
+    gateway_requests_per_minute: int | None
 
 
 PLANS: dict[str, Plan] = {
     plan.key: plan
     for plan in (
-        Plan("free", "Free", servers=3, keys=5, members=3, scans_per_month=3, gateway_calls_per_day=1_000),
-        Plan("pro", "Pro", servers=25, keys=50, members=10, scans_per_month=50, gateway_calls_per_day=50_000),
+        Plan(
+            "free",
+            "Free",
+            servers=3,
+            keys=5,
+            members=3,
+            scans_per_month=3,
+            gateway_calls_per_day=1_000,
+            gateway_requests_per_minute=120,
+        ),
+        Plan(
+            "pro",
+            "Pro",
+            servers=25,
+            keys=50,
+            members=10,
+            scans_per_month=50,
+            gateway_calls_per_day=50_000,
+            gateway_requests_per_minute=1_200,
+        ),
         Plan(
             "team",
             "Team",
@@ -46,6 +66,7 @@ PLANS: dict[str, Plan] = {
             members=50,
             scans_per_month=200,
             gateway_calls_per_day=500_000,
+            gateway_requests_per_minute=6_000,
         ),
         Plan(
             "scale",
@@ -55,6 +76,7 @@ PLANS: dict[str, Plan] = {
             members=250,
             scans_per_month=500,
             gateway_calls_per_day=5_000_000,
+            gateway_requests_per_minute=30_000,
         ),
         # Self-hosted default: the operator owns the machine, so nothing is capped.
         Plan(
@@ -65,6 +87,7 @@ PLANS: dict[str, Plan] = {
             members=None,
             scans_per_month=None,
             gateway_calls_per_day=None,
+            gateway_requests_per_minute=None,
         ),
     )
 }

@@ -47,6 +47,9 @@ def configure(level: str = "info", json: bool = True) -> None:
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # One line per upstream request would drown the relay's own request log.
+    for noisy in ("httpx", "httpcore", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:

@@ -256,13 +256,16 @@ def patch_tool(tool: Tool, changes: dict[str, Any], *, replace: bool = False) ->
             setattr(tool, column, DEFAULTS.get(column))
 
 
-def effective_definition(tool: Tool, *, name: str | None = None) -> dict[str, Any]:
-    """The tool as the gateway lists it: the upstream definition with the curation applied.
+def effective_definition(
+    tool: Tool, *, name: str | None = None, definition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The tool as the gateway lists it: the upstream definition (the stored one, or `definition`
+    as the upstream serves it now) with the curation applied.
 
     The input schema is never altered (clients derive request headers from it); the title and
     description carry the overrides, with instructions and use guidance appended.
     """
-    definition = dict(tool.definition)
+    definition = dict(tool.definition if definition is None else definition)
     if name is not None:
         definition["name"] = name
     if tool.display_name:

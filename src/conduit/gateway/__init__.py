@@ -1,0 +1,1 @@
+"""The data plane: MCP relay, upstream pools, policy chain and request log."""

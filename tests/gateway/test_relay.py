@@ -1,0 +1,287 @@
+"""The relay with real upstreams and the official SDK client: what passes through, what policy
+changes, and how failures reach the client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from mcp import MCPError
+from mcp_types import TextContent
+from sqlalchemy import update
+
+from conduit.kit.runtime import Runtime
+from conduit.servers.models import Server
+from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
+from tests.mcp_servers import ServerProcess, StdioCommand
+
+pytestmark = pytest.mark.e2e
+MODES = ["legacy", "auto"]
+
+
+@pytest.fixture
+async def live(runtime: Runtime) -> AsyncIterator[Live]:
+    async with serve(runtime) as running:
+        yield running
+
+
+@pytest.fixture
+async def org(live: Live) -> Org:
+    return await new_org(live.api)
+
+
+def text(result: Any) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def set_server_settings(runtime: Runtime, server_id: str, **settings: Any) -> None:
+    async with runtime.db.session() as session:
+        await session.execute(update(Server).where(Server.id == server_id).values(settings=settings))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tools_pass_through_from_a_streamable_http_upstream(
+    live: Live, org: Org, fixture_http: ServerProcess, mode: str
+) -> None:
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    async with mcp_client(server["gateway_endpoint"], org.key, mode=mode) as client:
+        assert client.server_info.name == "conduit-fixture"
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"echo", "slow", "big", "never"} <= names
+        assert (
+            text(await client.call_tool("echo", {"message": "through the gateway"})) == "through the gateway"
+        )
+        failed = await client.call_tool("fail", {"message": "boom"})
+        assert failed.is_error
+        assert "boom" in text(failed)
+
+
+async def test_a_wrong_key_is_refused_at_initialize_and_on_every_later_message(
+    live: Live, org: Org, fixture_http: ServerProcess
+) -> None:
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    url = server["gateway_endpoint"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        for headers in ({}, {"Authorization": "Bearer cnd_live_notakey"}, {"X-API-Key": "nonsense"}):
+            refused = await http.post(url, json=INIT, headers={**ACCEPT, **headers})
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert refused.json()["error"]["code"] < 0
+        opened = await http.post(url, json=INIT, headers={**ACCEPT, "X-API-Key": org.key})
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+        later = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        for headers in ({}, {"Authorization": "Bearer cnd_live_notakey"}):
+            refused = await http.post(
+                url, json=later, headers={**ACCEPT, "mcp-session-id": session, **headers}
+            )
+            assert refused.status_code == 401
+            assert "www-authenticate" in refused.headers
+        other = await new_org(org.api)
+        wrong_org = await http.post(
+            url, json=later, headers={**ACCEPT, "mcp-session-id": session, "X-API-Key": other.key}
+        )
+        assert wrong_org.status_code == 401
+        allowed = await http.post(
+            url, json=later, headers={**ACCEPT, "mcp-session-id": session, "X-API-Key": org.key}
+        )
+        assert allowed.status_code == 200
+        assert "echo" in allowed.text
+
+
+async def test_malformed_messages_get_json_rpc_errors_and_change_nothing(
+    live: Live, org: Org, fixture_http: ServerProcess
+) -> None:
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    url = server["gateway_endpoint"]
+    headers = {**ACCEPT, "X-API-Key": org.key}
+    async with httpx.AsyncClient(timeout=10) as http:
+        not_json = await http.post(url, content=b'{"jsonrpc": "2.0", "id": 1, "method": ', headers=headers)
+        assert not_json.status_code == 400
+        assert not_json.json()["error"]["code"] == -32700
+        for body in (
+            {"id": 1, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 1, "method": 7},
+            [INIT],
+            "x",
+        ):
+            bad = await http.post(url, json=body, headers=headers)
+            assert bad.status_code == 400, body
+            assert bad.json()["error"]["code"] == -32600
+        no_session = await http.post(
+            url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers
+        )
+        assert no_session.status_code == 400
+        unknown = await http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            headers={**headers, "mcp-session-id": "nope"},
+        )
+        assert unknown.status_code == 404
+    assert not live.app.state.gateway.sessions
+
+
+async def test_a_disabled_tool_is_absent_and_refused_and_an_override_changes_the_listing(
+    live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess
+) -> None:
+    runtime.settings.gateway_cache_seconds = 0
+    live.app.state.gateway.targets.ttl = 0
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    discovered = await org.api.post(f"{org.server_path(server['id'])}/discover-tools", headers=org.headers)
+    assert discovered.status_code == 200, discovered.text
+    tools = {t["name"]: t["id"] for t in discovered.json()["tools"]}
+    patch = org.api.patch
+    path = org.server_path(server["id"])
+    assert (
+        await patch(f"{path}/tools/{tools['fail']}", json={"isEnabled": False}, headers=org.headers)
+    ).status_code == 200
+    renamed = await patch(
+        f"{path}/tools/{tools['echo']}",
+        json={
+            "displayName": "Say it back",
+            "descriptionOverride": "Repeats the message.",
+            "whenToUse": "Tests",
+        },
+        headers=org.headers,
+    )
+    assert renamed.status_code == 200
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert "fail" not in listed
+        assert listed["echo"].title == "Say it back"
+        assert listed["echo"].description == "Repeats the message.\n\nWhen to use: Tests"
+        assert listed["echo"].input_schema["properties"]["message"]["type"] == "string"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("fail", {})
+        assert refused.value.error.code == -32602
+        assert text(await client.call_tool("echo", {"message": "still works"})) == "still works"
+
+
+async def test_an_upstream_that_never_answers_gets_a_timely_error(
+    live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess
+) -> None:
+    live.app.state.gateway.targets.ttl = 0
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    await set_server_settings(runtime, server["id"], timeoutSeconds=1.5)
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        started = time.monotonic()
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool("never", {})
+        assert 1.4 < time.monotonic() - started < 5
+        assert timed_out.value.error.code == -32001
+        assert text(await client.call_tool("echo", {"message": "next"})) == "next"
+
+
+async def test_an_upstream_process_that_dies_mid_call_fails_that_call_and_is_restarted(
+    live: Live, org: Org, fixture_stdio: StdioCommand
+) -> None:
+    server = await org.register_stdio("fixture", fixture_stdio)
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        assert text(await client.call_tool("echo", {"message": "before"})) == "before"
+        started = time.monotonic()
+        with pytest.raises(MCPError) as died:
+            await client.call_tool("die", {"code": 3})
+        assert time.monotonic() - started < 5
+        assert died.value.error.code == -32000
+        assert "exited" in died.value.error.message
+        assert text(await client.call_tool("echo", {"message": "after"})) == "after"
+
+
+async def test_ten_megabytes_pass_through_intact(
+    live: Live, org: Org, fixture_http_json: ServerProcess
+) -> None:
+    server = await org.register("fixture", upstream_url=fixture_http_json.url)
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        result = await client.call_tool("big", {"size": 10_000_000})
+        assert len(text(result)) == 10_000_000
+
+
+async def test_a_stuck_upstream_does_not_slow_another(
+    live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess, fixture_http_json: ServerProcess
+) -> None:
+    stuck = await org.register("stuck", upstream_url=fixture_http.url)
+    await set_server_settings(runtime, stuck["id"], timeoutSeconds=5)
+    healthy = await org.register("healthy", upstream_url=fixture_http_json.url)
+    async with (
+        mcp_client(stuck["gateway_endpoint"], org.key, mode="legacy") as slow_client,
+        mcp_client(healthy["gateway_endpoint"], org.key, mode="legacy") as fast_client,
+    ):
+        hanging = [asyncio.create_task(slow_client.call_tool("never", {})) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        for n in range(20):
+            assert text(await fast_client.call_tool("echo", {"message": str(n)})) == str(n)
+        assert time.monotonic() - started < 2
+        assert not any(task.done() for task in hanging)
+        for task in hanging:
+            task.cancel()
+        await asyncio.gather(*hanging, return_exceptions=True)
+
+
+async def test_a_cancelled_request_is_cancelled_upstream_and_answered(
+    live: Live, org: Org, fixture_http: ServerProcess
+) -> None:
+    server = await org.register("fixture", upstream_url=fixture_http.url)
+    url = server["gateway_endpoint"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.post(url, json=INIT, headers={**ACCEPT, "X-API-Key": org.key})
+        headers = {**ACCEPT, "X-API-Key": org.key, "mcp-session-id": opened.headers["mcp-session-id"]}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "never", "arguments": {}},
+        }
+        pending = asyncio.create_task(http.post(url, json=call, headers=headers))
+        await asyncio.sleep(0.3)
+        cancel = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": 7, "reason": "bored"},
+        }
+        assert (await http.post(url, json=cancel, headers=headers)).status_code == 202
+        answered = await asyncio.wait_for(pending, 5)
+        assert '"code":-32800' in answered.text
+        assert '"id":7' in answered.text
+
+
+async def test_delete_ends_the_session_and_its_upstream_process(
+    live: Live, org: Org, fixture_stdio: StdioCommand
+) -> None:
+    server = await org.register_stdio("fixture", fixture_stdio)
+    gateway = live.app.state.gateway
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        await client.call_tool("echo", {"message": "x"})
+        (session,) = gateway.sessions.values()
+        process = session.upstreams[server["id"]].upstream.process
+        assert process.returncode is None
+    assert not gateway.sessions  # the SDK client sends DELETE on exit
+    assert process.returncode is not None
+
+
+async def test_an_idle_stdio_process_is_stopped_and_started_again_on_demand(
+    runtime: Runtime, fixture_stdio: StdioCommand
+) -> None:
+    runtime.settings.gateway_stdio_idle_seconds = 1
+    try:
+        async with serve(runtime) as live:
+            org = await new_org(live.api)
+            server = await org.register_stdio("fixture", fixture_stdio)
+            async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+                await client.call_tool("echo", {"message": "x"})
+                (session,) = live.app.state.gateway.sessions.values()
+                upstream = session.upstreams[server["id"]]
+                first = upstream.upstream.process
+                for _ in range(50):
+                    if first.returncode is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                assert first.returncode is not None
+                assert text(await client.call_tool("echo", {"message": "again"})) == "again"
+                assert upstream.upstream.process is not first
+    finally:
+        runtime.settings.gateway_stdio_idle_seconds = 600
