@@ -269,6 +269,7 @@ async def test_plans_are_listed_without_authentication(client: httpx.AsyncClient
         "members": 3,
         "scans_per_month": 3,
         "gateway_calls_per_day": 1000,
+        "gateway_requests_per_minute_per_key": 120,
     }
     assert set(plans["enterprise"]["limits"].values()) == {None}
     for key, plan in billing.PLANS.items():

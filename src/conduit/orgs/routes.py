@@ -773,6 +773,7 @@ async def list_plans() -> list[PlanOut]:
                 "members": p.members,
                 "scans_per_month": p.scans_per_month,
                 "gateway_calls_per_day": p.gateway_calls_per_day,
+                "gateway_requests_per_minute_per_key": p.gateway_requests_per_minute,
             },
         )
         for p in billing.PLANS.values()
