@@ -25,6 +25,7 @@ from conduit.kit.metrics import metrics_endpoint
 from conduit.kit.runtime import Runtime
 from conduit.orgs import invitations as _invitations  # noqa: F401 - registers the invitation mail job
 from conduit.orgs.routes import router as orgs_router
+from conduit.servers import discovery as _discovery  # noqa: F401 - registers the discovery and health jobs
 from conduit.servers.routes import router as servers_router
 from conduit.settings import Settings
 from conduit.system.routes import router as system_router

@@ -32,6 +32,9 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         login_max_failures_per_ip=100000,
         login_max_failures_per_account=100000,
         default_plan="enterprise",
+        # Registering a server queues its discovery, which would start whatever random command
+        # the fuzzer registered: the API is under test here, not the worker.
+        run_jobs="false",
     )
     process = start_server(workdir, env)
     yield process

@@ -285,3 +285,35 @@ async def test_an_idle_stdio_process_is_stopped_and_started_again_on_demand(
                 assert upstream.upstream.process is not first
     finally:
         runtime.settings.gateway_stdio_idle_seconds = 600
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+async def test_every_handshake_revision_is_negotiated_end_to_end(
+    live: Live, org: Org, everything_http: ServerProcess, version: str
+) -> None:
+    server = await org.register("everything", upstream_url=everything_http.url)
+    url = server["gateway_endpoint"]
+    init = {**INIT, "params": {**INIT["params"], "protocolVersion": version}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.post(url, json=init, headers={**ACCEPT, "X-API-Key": org.key})
+        assert opened.status_code == 200, opened.text
+        assert f'"protocolVersion":"{version}"' in opened.text
+        headers = {
+            **ACCEPT,
+            "X-API-Key": org.key,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": version,
+        }
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await http.post(url, json=initialized, headers=headers)).status_code == 202
+        call = {
+            "jsonrpc": "2.0",
+            "id": "a",
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": version}},
+        }
+        answered = await http.post(url, json=call, headers=headers)
+        assert f"Echo: {version}" in answered.text
+        assert (await http.delete(url, headers=headers)).status_code == 200
+        gone = await http.post(url, json=call, headers=headers)
+        assert gone.status_code == 404

@@ -11,15 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conduit.identity.auth import ClientDep, RuntimeDep
 from conduit.kit.db import SessionDep
-from conduit.kit.errors import Conflict, NotFound, Unprocessable, responses
+from conduit.kit.errors import Conflict, ErrorBody, NotFound, Unprocessable, responses
+from conduit.kit.mcp.client import McpClient
 from conduit.kit.runtime import Runtime
 from conduit.orgs.access import current_org_access, org_access
 from conduit.orgs.service import OrgAccess
-from conduit.servers import service
+from conduit.servers import discovery, service
 from conduit.servers.models import Server, Tool
 from conduit.servers.schemas import (
     BulkToolPatch,
     CreateMcpServer,
+    DiscoveryResult,
     EndpointOut,
     EndpointsOut,
     EndpointsUpdate,
@@ -31,6 +33,10 @@ from conduit.servers.schemas import (
     ResolvedConfig,
     ServerAnalytics,
     ServerOut,
+    SmokeToolCall,
+    SmokeToolResult,
+    SmokeToolsList,
+    ToolCounts,
     ToolOut,
     ToolPatch,
     ToolSummary,
@@ -42,6 +48,8 @@ SERVERS = "/api/v1/organizations/{orgId}/mcp-servers"
 SERVER = SERVERS + "/{serverId}"
 TAG = "MCP servers"
 NO_CONTENT = status.HTTP_204_NO_CONTENT
+UPSTREAM_FAILED = {"model": ErrorBody, "description": "The upstream MCP server failed or answered an error"}
+UPSTREAM_TIMED_OUT = {"model": ErrorBody, "description": "The upstream MCP server did not answer in time"}
 
 
 def _upgrade_url(runtime: Runtime) -> str:
@@ -143,10 +151,17 @@ async def _detail(
                 displayName=t.display_name,
                 isEnabled=t.is_enabled,
                 status=_tool_status(t),
+                definitionHash=t.definition_hash,
             )
             for t in tools
         ],
     )
+
+
+async def _end_transaction(session: AsyncSession) -> None:
+    """Commit what the request did so far before talking to an upstream, which can take
+    seconds: no transaction (on SQLite a POST's holds the write lock) stays open meanwhile."""
+    await session.commit()
 
 
 # --- seed 000 ------------------------------------------------------------------------------
@@ -183,6 +198,7 @@ async def register_server(
         upgrade_url=_upgrade_url(runtime),
         public=body.public,
     )
+    discovery.enqueue_discovery(session, server)
     _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
     return _server_out(runtime, access, server)
 
@@ -261,6 +277,7 @@ async def create_mcp_server(
         upgrade_url=_upgrade_url(runtime),
         public=body.isPublic,
     )
+    discovery.enqueue_discovery(session, server)
     _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
     return await _detail(session, runtime, access, server)
 
@@ -301,6 +318,7 @@ async def update_mcp_server(
         if await service.by_name(session, access.org.id, body.name.strip()) is not None:
             raise Conflict("A server with this name already exists", code="server_exists")
         server.name = body.name.strip()
+    target = discovery.target_of(server)
     service.update_definition(
         runtime.keyring,
         server,
@@ -318,6 +336,8 @@ async def update_mcp_server(
         server.status = body.status
     if body.isPublic is not None:
         server.public = body.isPublic
+    if discovery.target_of(server) != target:
+        discovery.enqueue_discovery(session, server)
     _audit(
         session,
         access,
@@ -555,3 +575,103 @@ async def put_endpoints(
             EndpointOut(toolKey=t.name, name=t.display_name or t.name, isEnabled=t.is_enabled) for t in tools
         ]
     )
+
+
+# --- discovery and live smoke tests --------------------------------------------------------
+
+
+@router.post(
+    f"{SERVER}/discover-tools",
+    tags=[TAG],
+    summary="Re-import tools from the upstream",
+    response_model=DiscoveryResult,
+    responses={**responses(401, 403, 404), 502: UPSTREAM_FAILED},
+)
+async def discover_tools(
+    serverId: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    client: ClientDep,
+    access: Annotated[OrgAccess, org_access("servers:write")],
+) -> DiscoveryResult:
+    """Connects to the upstream now and lists its tools, resources, resource templates and
+    prompts (all pages). New tools appear, changed ones get a new `definitionHash`, tools no
+    longer listed are marked removed. 502 when the upstream cannot be reached or answers an
+    error; the failure is kept in `catalogStatus`/`catalogError` and the last good tools stay."""
+    server = await service.get(session, access.org.id, serverId)
+    await _end_transaction(session)
+    counts = await discovery.discover(session, runtime, server)
+    _audit(session, access, "server.tools_discovered", client, server_id=server.id, **counts)
+    detail = await _detail(session, runtime, access, server)
+    return DiscoveryResult(
+        **detail.model_dump(),
+        summary=ToolCounts(**counts),
+        discoveredAt=server.discovered_at,
+        catalog=server.catalog or {},
+    )
+
+
+SMOKE_RESPONSES = {**responses(401, 403, 404), 502: UPSTREAM_FAILED, 504: UPSTREAM_TIMED_OUT}
+
+
+@router.get(
+    f"{SERVER}/mcp-smoke/tools-list",
+    tags=[TAG],
+    summary="List tools over MCP against the live upstream",
+    response_model=SmokeToolsList,
+    responses=SMOKE_RESPONSES,
+)
+@router.post(
+    f"{SERVER}/mcp-smoke/tools-list",
+    tags=[TAG],
+    summary="List tools over MCP against the live upstream",
+    response_model=SmokeToolsList,
+    responses=SMOKE_RESPONSES,
+)
+async def smoke_tools_list(
+    serverId: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    access: Annotated[OrgAccess, org_access("servers:read")],
+) -> SmokeToolsList:
+    """Opens a session with the upstream and answers its tools/list (all pages) as it is,
+    curation not applied, nothing stored. 502 if it cannot be reached or answers an error
+    (the JSON-RPC error in `detail`), 504 if it does not answer within the server's timeout."""
+    server = await service.get(session, access.org.id, serverId)
+    await _end_transaction(session)
+    tools, elapsed = await discovery.smoke(runtime, server, lambda c: c.list_all("tools/list", "tools"))
+    return SmokeToolsList(tools=[t for t in tools if isinstance(t, dict)], durationMs=elapsed)
+
+
+@router.post(
+    f"{SERVER}/mcp-smoke/tools/{{toolName}}/call",
+    tags=[TAG],
+    summary="Invoke a tool over MCP against the live upstream",
+    response_model=SmokeToolResult,
+    responses={**SMOKE_RESPONSES, **responses(422)},
+)
+async def smoke_tool_call(
+    serverId: str,
+    toolName: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    client: ClientDep,
+    access: Annotated[OrgAccess, org_access("servers:write")],
+    body: SmokeToolCall | None = None,
+) -> SmokeToolResult:
+    """Body `{"arguments": {...}}`. Calls the tool on the upstream directly, past the gateway's
+    curation (a disabled tool can be called), hence the write permission. A tool error is a
+    result with `isError: true`; a JSON-RPC error (an unknown tool, bad arguments) is a 502
+    carrying it in `detail`; 504 if the upstream does not answer within the server's timeout
+    (`settings.timeoutSeconds`, default 30 s)."""
+    server = await service.get(session, access.org.id, serverId)
+    arguments = body.arguments if body is not None else {}
+    # Audited before the call, in its own commit: the call has effects even if it then fails.
+    _audit(session, access, "server.smoke_tool_called", client, server_id=server.id, tool=toolName)
+    await _end_transaction(session)
+
+    async def call(mcp: McpClient) -> dict[str, Any]:
+        return await mcp.call_tool(toolName, arguments)
+
+    result, elapsed = await discovery.smoke(runtime, server, call)
+    return SmokeToolResult(result=result, isError=result.get("isError") is True, durationMs=elapsed)

@@ -82,6 +82,7 @@ class ToolSummary(BaseModel):
     httpPath: None = None
     isEnabled: bool
     status: str = Field(description="active, or removed when the upstream no longer lists it")
+    definitionHash: str = Field(description="SHA-256 of the tool's definition as the upstream last listed it")
 
 
 class McpServerOut(BaseModel):
@@ -119,6 +120,37 @@ class McpServerOut(BaseModel):
 
 class McpServerDetail(McpServerOut):
     tools: list[ToolSummary]
+
+
+class ToolCounts(BaseModel):
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+
+class DiscoveryResult(McpServerDetail):
+    summary: ToolCounts = Field(description="What changed in the tool list with this import")
+    discoveredAt: datetime | None
+    catalog: dict[str, Any] = Field(
+        description="serverInfo, instructions, capabilities, protocolVersion, resources, "
+        "resourceTemplates, prompts and modernVersions, as the upstream serves them"
+    )
+
+
+class SmokeToolsList(BaseModel):
+    tools: list[dict[str, Any]] = Field(description="tools/list as the upstream answers it, all pages")
+    durationMs: float
+
+
+class SmokeToolCall(BaseModel):
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments")
+
+
+class SmokeToolResult(BaseModel):
+    result: dict[str, Any] = Field(description="The upstream's tools/call result, unchanged")
+    isError: bool = Field(description="The tool reported an error (result.isError)")
+    durationMs: float
 
 
 class ToolPatch(BaseModel):
