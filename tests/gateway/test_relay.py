@@ -18,6 +18,7 @@ from conduit.kit.runtime import Runtime
 from conduit.servers.models import Server
 from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
 from tests.mcp_servers import ServerProcess, StdioCommand
+from tests.test_mcp_servers import Progress, answer_elicitation
 
 pytestmark = pytest.mark.e2e
 MODES = ["legacy", "auto"]
@@ -317,3 +318,80 @@ async def test_every_handshake_revision_is_negotiated_end_to_end(
         assert (await http.delete(url, headers=headers)).status_code == 200
         gone = await http.post(url, json=call, headers=headers)
         assert gone.status_code == 404
+
+
+async def discover(org: Org, server: dict[str, Any]) -> dict[str, Any]:
+    discovered = await org.api.post(f"{org.server_path(server['id'])}/discover-tools", headers=org.headers)
+    assert discovered.status_code == 200, discovered.text
+    result: dict[str, Any] = discovered.json()
+    return result
+
+
+@pytest.mark.parametrize("upstream", ["fixture_http", "fixture_http_json", "fixture_stdio"])
+async def test_stateless_2026_clients_pass_through_to_upstreams_that_speak_it(
+    live: Live, org: Org, runtime: Runtime, upstream: str, request: pytest.FixtureRequest
+) -> None:
+    live.app.state.gateway.targets.ttl = 0
+    found = request.getfixturevalue(upstream)
+    if isinstance(found, StdioCommand):
+        server = await org.register_stdio("fixture", found)
+    else:
+        server = await org.register("fixture", upstream_url=found.url)
+    detail = await discover(org, server)
+    assert "2026-07-28" in detail["catalog"]["modernVersions"]
+    tools = {t["name"]: t["id"] for t in detail["tools"]}
+    path = org.server_path(server["id"])
+    await org.api.patch(f"{path}/tools/{tools['fail']}", json={"isEnabled": False}, headers=org.headers)
+    await org.api.patch(f"{path}/tools/{tools['echo']}", json={"displayName": "Echo!"}, headers=org.headers)
+    client = mcp_client(
+        server["gateway_endpoint"], org.key, mode="2026-07-28", elicitation_callback=answer_elicitation
+    )
+    async with client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert "fail" not in listed
+        assert listed["echo"].title == "Echo!"
+        assert text(await client.call_tool("echo", {"message": "modern"})) == "modern"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("fail", {})
+        assert refused.value.error.code == -32602
+        if upstream != "fixture_http_json":  # a JSON-mode upstream drops progress, as it does directly
+            progress = Progress()
+            assert (
+                text(await client.call_tool("slow", {"seconds": 0.2, "steps": 2}, progress_callback=progress))
+                == "done"
+            )
+            assert [p for p, _, _ in progress.updates] == [1, 2]
+        assert text(await client.call_tool("ask", {})) == "hello Ada"  # input_required, answered, retried
+        resource = (await client.read_resource("fixture://hello")).contents[0]
+        assert getattr(resource, "text", None) == "hello from the fixture server"
+        prompt = await client.get_prompt("greeting", {"name": "Bob"})
+        assert "Bob" in str(prompt.messages[0].content)
+    assert not live.app.state.gateway.sessions  # stateless: no Conduit session was opened
+
+
+async def test_stateless_clients_of_a_handshake_only_upstream_are_told_to_use_the_handshake(
+    live: Live, org: Org, everything_http: ServerProcess
+) -> None:
+    server = await org.register("everything", upstream_url=everything_http.url)
+    detail = await discover(org, server)
+    assert detail["catalog"]["modernVersions"] == []
+    async with httpx.AsyncClient(timeout=10) as http:
+        probe = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "server/discover",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        }
+        headers = {
+            **ACCEPT,
+            "X-API-Key": org.key,
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "server/discover",
+        }
+        refused = await http.post(server["gateway_endpoint"], json=probe, headers=headers)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["code"] == -32022
+        assert "2025-11-25" in error["data"]["supported"]
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="auto") as client:  # falls back
+        assert text(await client.call_tool("echo", {"message": "x"})) == "Echo: x"
