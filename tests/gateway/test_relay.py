@@ -12,10 +12,8 @@ import httpx
 import pytest
 from mcp import MCPError
 from mcp_types import TextContent
-from sqlalchemy import update
 
 from conduit.kit.runtime import Runtime
-from conduit.servers.models import Server
 from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
 from tests.mcp_servers import ServerProcess, StdioCommand
 from tests.test_mcp_servers import Progress, answer_elicitation
@@ -37,11 +35,6 @@ async def org(live: Live) -> Org:
 
 def text(result: Any) -> str:
     return "".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-async def set_server_settings(runtime: Runtime, server_id: str, **settings: Any) -> None:
-    async with runtime.db.session() as session:
-        await session.execute(update(Server).where(Server.id == server_id).values(settings=settings))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -166,8 +159,11 @@ async def test_an_upstream_that_never_answers_gets_a_timely_error(
     live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess
 ) -> None:
     live.app.state.gateway.targets.ttl = 0
-    server = await org.register("fixture", upstream_url=fixture_http.url)
-    await set_server_settings(runtime, server["id"], timeoutSeconds=1.5)
+    server = await org.register("fixture", upstream_url=fixture_http.url, timeout_seconds=30)
+    changed = await org.api.patch(
+        org.server_path(server["id"]), json={"timeoutSeconds": 1.5}, headers=org.headers
+    )
+    assert changed.json()["timeoutSeconds"] == 1.5
     async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
         started = time.monotonic()
         with pytest.raises(MCPError) as timed_out:
@@ -204,8 +200,7 @@ async def test_ten_megabytes_pass_through_intact(
 async def test_a_stuck_upstream_does_not_slow_another(
     live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess, fixture_http_json: ServerProcess
 ) -> None:
-    stuck = await org.register("stuck", upstream_url=fixture_http.url)
-    await set_server_settings(runtime, stuck["id"], timeoutSeconds=5)
+    stuck = await org.register("stuck", upstream_url=fixture_http.url, timeout_seconds=5)
     healthy = await org.register("healthy", upstream_url=fixture_http_json.url)
     async with (
         mcp_client(stuck["gateway_endpoint"], org.key, mode="legacy") as slow_client,

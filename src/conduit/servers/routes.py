@@ -110,6 +110,7 @@ def _mcp_out(
         "trustScore": server.trust_score,
         "trustGrade": server.trust_grade,
         "isPublic": server.public,
+        "timeoutSeconds": server.settings.get("timeoutSeconds"),
     }
 
 
@@ -197,6 +198,7 @@ async def register_server(
         transport=body.transport,
         upgrade_url=_upgrade_url(runtime),
         public=body.public,
+        settings=service.timeout_settings(body.timeout_seconds),
     )
     discovery.enqueue_discovery(session, server)
     _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
@@ -276,6 +278,7 @@ async def create_mcp_server(
         transport=body.transport,
         upgrade_url=_upgrade_url(runtime),
         public=body.isPublic,
+        settings=service.timeout_settings(body.timeoutSeconds),
     )
     discovery.enqueue_discovery(session, server)
     _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
@@ -336,6 +339,8 @@ async def update_mcp_server(
         server.status = body.status
     if body.isPublic is not None:
         server.public = body.isPublic
+    if body.timeoutSeconds is not None:
+        server.settings = {**server.settings, **service.timeout_settings(body.timeoutSeconds)}
     if discovery.target_of(server) != target:
         discovery.enqueue_discovery(session, server)
     _audit(

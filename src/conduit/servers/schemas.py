@@ -15,6 +15,15 @@ Args = Field(None, max_length=200)
 # --- seed 000 ------------------------------------------------------------------------------
 
 
+Timeout = Field(
+    None,
+    gt=0,
+    le=3600,
+    description="How long the gateway waits for this server's answer to one request "
+    "(default CONDUIT_GATEWAY_TIMEOUT_SECONDS)",
+)
+
+
 class RegisterServer(BaseModel):
     name: str = Name
     upstream_url: str | None = Field(None, max_length=2048, description="Streamable HTTP or SSE endpoint")
@@ -26,6 +35,7 @@ class RegisterServer(BaseModel):
         None, description="Detected from the URL or command when absent"
     )
     public: bool = Field(False, description="List the server in the public registry")
+    timeout_seconds: float | None = Timeout
 
 
 class ServerOut(BaseModel):
@@ -59,6 +69,7 @@ class CreateMcpServer(BaseModel):
     args: list[str] | None = Args
     env: dict[str, str] | None = None
     isPublic: bool = False
+    timeoutSeconds: float | None = Timeout
 
 
 class UpdateMcpServer(BaseModel):
@@ -71,6 +82,7 @@ class UpdateMcpServer(BaseModel):
     env: dict[str, str] | None = Field(None, description="Replaces the whole environment when given")
     status: Literal["active", "disabled"] | None = None
     isPublic: bool | None = None
+    timeoutSeconds: float | None = Timeout
 
 
 class ToolSummary(BaseModel):
@@ -116,6 +128,7 @@ class McpServerOut(BaseModel):
     trustScore: int | None
     trustGrade: str | None
     isPublic: bool
+    timeoutSeconds: float | None = Field(None, description="Per-request upstream timeout; null: the default")
 
 
 class McpServerDetail(McpServerOut):

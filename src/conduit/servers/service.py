@@ -50,6 +50,10 @@ def masked_env(keyring: Keyring, server: Server) -> dict[str, str]:
     return {name: "********" for name in unseal_env(keyring, server)}
 
 
+def timeout_settings(timeout_seconds: float | None) -> dict[str, Any]:
+    return {"timeoutSeconds": timeout_seconds} if timeout_seconds is not None else {}
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:56].strip("-") or "server"
