@@ -404,7 +404,9 @@ async def test_live_worker_extends_its_lease_so_nobody_takes_over(
 
     await eventually(lease_extended)
     clock.advance(LEASE * 2 / 3)  # past the first lease, within the extended one
-    assert await JobWorker(runtime, name="thief").run_until_idle() == 0
+    # The thief may run periodic jobs that came due as the clock moved; not this one.
+    await JobWorker(runtime, name="thief").run_until_idle()
+    assert (await load(runtime, job_id)).locked_by == "owner"
 
     release.set()
 
