@@ -95,7 +95,7 @@ def settings(database_url: str, data_dir: Path) -> Settings:
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     rt = Runtime.create(settings)
     yield rt
-    await rt.db.dispose()
+    await rt.close()
 
 
 @pytest.fixture(autouse=True)

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     gateway_cache_seconds: float = Field(
         2.0, ge=0, description="How long the gateway reuses a server's definition and curation"
     )
+    gateway_log_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Gateway request logs and stdio servers' stderr lines older than this are purged",
+    )
     gateway_max_message_bytes: int = Field(
         16 << 20, ge=1024, description="Largest JSON-RPC message a client may send through the gateway"
     )

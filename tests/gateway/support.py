@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from conduit.app import create_app
+from conduit.gateway.relay import front
 from conduit.kit.runtime import Runtime
 from tests.conftest import sign_up
 from tests.mcp_servers import StdioCommand
@@ -43,7 +44,7 @@ async def serve(runtime: Runtime) -> AsyncIterator[Live]:
     port = free_port()
     runtime.settings.public_url = f"http://127.0.0.1:{port}"
     app = create_app(runtime=runtime)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    config = uvicorn.Config(front(app), host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:

@@ -390,3 +390,22 @@ async def test_stateless_clients_of_a_handshake_only_upstream_are_told_to_use_th
         assert "2025-11-25" in error["data"]["supported"]
     async with mcp_client(server["gateway_endpoint"], org.key, mode="auto") as client:  # falls back
         assert text(await client.call_tool("echo", {"message": "x"})) == "Echo: x"
+
+
+async def test_a_stdio_servers_stderr_lands_in_its_runtime_log(
+    live: Live, org: Org, everything_stdio: StdioCommand
+) -> None:
+    server = await org.register_stdio("everything", everything_stdio)
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+        await client.list_tools()
+        session_id = next(iter(live.app.state.gateway.sessions))
+    await live.app.state.gateway.stderr.flush()
+    path = f"{org.server_path(server['id'])}/deployment/logs"
+    page = (await org.api.get(path, headers=org.headers)).json()
+    lines = [entry["line"] for entry in page["logs"]]
+    assert any("Starting default (STDIO) server" in line for line in lines), lines
+    assert {entry["sessionId"] for entry in page["logs"]} == {session_id}
+    assert all(entry["stream"] == "stderr" for entry in page["logs"])
+    deleted = await org.api.delete(org.server_path(server["id"]), headers=org.headers)
+    assert deleted.status_code == 204
+    assert (await org.api.get(path, headers=org.headers)).status_code == 404

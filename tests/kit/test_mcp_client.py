@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 import conduit
@@ -21,10 +21,10 @@ PAGING_SERVER = Path(__file__).resolve().parent / "paging_server.py"
 
 
 @pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     client = upstream_client()
     yield client
-    await client.aclose()
+    await client.close()
 
 
 def remote(server: ServerProcess, transport: str = "streamable_http") -> UpstreamSpec:
@@ -47,7 +47,9 @@ def text_of(result: dict[str, object]) -> str:
     return "".join(block["text"] for block in content if block.get("type") == "text")
 
 
-async def test_initialize_over_streamable_http(fixture_http: ServerProcess, http: httpx.AsyncClient) -> None:
+async def test_initialize_over_streamable_http(
+    fixture_http: ServerProcess, http: aiohttp.ClientSession
+) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         assert client.server_info == {"name": "conduit-fixture", "version": "1.0.0"}
         assert client.protocol_version == "2025-11-25"
@@ -56,7 +58,7 @@ async def test_initialize_over_streamable_http(fixture_http: ServerProcess, http
         await client.ping()
 
 
-async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: httpx.AsyncClient) -> None:
+async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: aiohttp.ClientSession) -> None:
     async with McpClient(stdio(fixture_stdio), http) as client:
         assert client.server_info["name"] == "conduit-fixture"
         tools = {tool["name"]: tool for tool in await client.list_tools()}
@@ -71,7 +73,7 @@ async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: httpx.
 
 
 async def test_call_tool_answers_results_and_errors(
-    fixture_http: ServerProcess, http: httpx.AsyncClient
+    fixture_http: ServerProcess, http: aiohttp.ClientSession
 ) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         echoed = await client.call_tool("echo", {"message": "hello ünïcode"})
@@ -91,7 +93,7 @@ async def test_call_tool_answers_results_and_errors(
         assert text_of(await client.call_tool("echo", {"message": "still here"})) == "still here"
 
 
-async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: httpx.AsyncClient) -> None:
+async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: aiohttp.ClientSession) -> None:
     async with McpClient(stdio(time_stdio), http) as client:
         assert client.server_info["name"] == "mcp-time"
         assert [t["name"] for t in await client.list_tools()] == ["get_current_time", "convert_time"]
@@ -106,7 +108,7 @@ async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: httpx.
         assert (unknown.value.code, unknown.value.message) == (jsonrpc.INVALID_PARAMS, "Unknown tool: nope")
 
 
-async def test_legacy_sse_transport(everything_sse: ServerProcess, http: httpx.AsyncClient) -> None:
+async def test_legacy_sse_transport(everything_sse: ServerProcess, http: aiohttp.ClientSession) -> None:
     async with McpClient(remote(everything_sse, "sse"), http) as client:
         assert client.server_info["name"] == "mcp-servers/everything"
         names = {tool["name"] for tool in await client.list_tools()}
@@ -116,7 +118,7 @@ async def test_legacy_sse_transport(everything_sse: ServerProcess, http: httpx.A
         await client.ping()
 
 
-async def test_follows_next_cursor_across_pages(http: httpx.AsyncClient) -> None:
+async def test_follows_next_cursor_across_pages(http: aiohttp.ClientSession) -> None:
     async with McpClient(paging("--tools", "25", "--page-size", "10"), http) as client:
         tools = await client.list_tools()
         assert [t["name"] for t in tools] == [f"tool-{n:03d}" for n in range(25)]
@@ -124,7 +126,7 @@ async def test_follows_next_cursor_across_pages(http: httpx.AsyncClient) -> None
         assert (await client.list_resources(), await client.list_prompts()) == ([], [])
 
 
-async def test_a_cursor_loop_is_an_error_not_a_hang(http: httpx.AsyncClient) -> None:
+async def test_a_cursor_loop_is_an_error_not_a_hang(http: aiohttp.ClientSession) -> None:
     async with McpClient(paging("--loop"), http) as client:
         started = time.monotonic()
         with pytest.raises(McpProtocolError, match="loop"):
@@ -132,7 +134,7 @@ async def test_a_cursor_loop_is_an_error_not_a_hang(http: httpx.AsyncClient) -> 
         assert time.monotonic() - started < 5
 
 
-async def test_a_method_the_server_lacks_lists_as_empty(http: httpx.AsyncClient) -> None:
+async def test_a_method_the_server_lacks_lists_as_empty(http: aiohttp.ClientSession) -> None:
     async with McpClient(paging(), http) as client:
         # Pretend the server advertised prompts: prompts/list answers -32601, read as "none".
         client.capabilities["prompts"] = {}
@@ -142,7 +144,7 @@ async def test_a_method_the_server_lacks_lists_as_empty(http: httpx.AsyncClient)
         assert missing.value.code == jsonrpc.METHOD_NOT_FOUND
 
 
-async def test_unreachable_upstreams_raise_upstream_errors(http: httpx.AsyncClient) -> None:
+async def test_unreachable_upstreams_raise_upstream_errors(http: aiohttp.ClientSession) -> None:
     closed = UpstreamSpec("srv_test", "closed", "streamable_http", url=f"http://127.0.0.1:{free_port()}/mcp")
     with pytest.raises(UpstreamClosed):
         async with McpClient(closed, http):
@@ -153,7 +155,7 @@ async def test_unreachable_upstreams_raise_upstream_errors(http: httpx.AsyncClie
             pass
 
 
-async def test_the_environment_reaches_a_stdio_process(http: httpx.AsyncClient) -> None:
+async def test_the_environment_reaches_a_stdio_process(http: aiohttp.ClientSession) -> None:
     async with McpClient(paging(env={"PAGING_TOOLS": "3"}), http) as client:
         assert len(await client.list_tools()) == 3
 
@@ -164,7 +166,7 @@ async def test_probe_modern(
     time_stdio: StdioCommand,
     everything_stdio: StdioCommand,
     everything_sse: ServerProcess,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
 ) -> None:
     assert await probe_modern(remote(fixture_http), http) == ["2026-07-28"]
     assert await probe_modern(stdio(time_stdio), http) == ["2026-07-28"]
@@ -176,14 +178,14 @@ async def test_probe_modern(
 
 
 async def test_the_probe_leaves_the_upstream_usable_in_the_handshake_era(
-    fixture_http: ServerProcess, http: httpx.AsyncClient
+    fixture_http: ServerProcess, http: aiohttp.ClientSession
 ) -> None:
     assert await probe_modern(remote(fixture_http), http) == ["2026-07-28"]
     async with McpClient(remote(fixture_http), http) as client:
         assert client.protocol_version == "2025-11-25"
 
 
-async def test_client_info_is_conduits(fixture_http: ServerProcess, http: httpx.AsyncClient) -> None:
+async def test_client_info_is_conduits(fixture_http: ServerProcess, http: aiohttp.ClientSession) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         # The fixture server's own view of its client is not exposed; the handshake we sent is.
         assert client.session.init_message is not None

@@ -260,7 +260,7 @@ async def _unlink(session: AsyncSession, link: ConfigServer) -> None:
     if server is None or (server.settings or {}).get("origin") != CONFIG_ORIGIN:
         return
     if not await session.scalar(select(ConfigServer.id).where(ConfigServer.server_id == server.id)):
-        await session.delete(server)
+        await servers.delete_server(session, server)
 
 
 async def remove_config_server(session: AsyncSession, config: Config, server_name: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -13,7 +13,7 @@ from conduit.cli.common import console, display_url, load_settings
 from conduit.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    pass
 
 
 def apply_migrations(settings: Settings) -> None:
@@ -34,15 +34,16 @@ def migrate(
     console.print(f"Database is at the latest schema: {display_url(settings.resolved_database_url)}")
 
 
-def create_configured_app() -> FastAPI:
+def create_configured_app() -> Any:
     """The app factory uvicorn calls in every HTTP worker process.
 
     With `--workers` above 1 each worker is a fresh interpreter: it must configure logging
     (JSON, level, secret redaction) itself, or it logs unredacted text to stdout.
     """
     from conduit.app import create_app
+    from conduit.gateway.relay import front
 
-    return create_app(load_settings())
+    return front(create_app(load_settings()))
 
 
 def serve(

@@ -25,12 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import structlog
 
 import conduit
 from conduit.gateway import project
 from conduit.gateway.policy import AUTH_ERROR, Gatekeeper, GatewayRefusal, Grant
-from conduit.gateway.requestlog import LogEntry, RequestLogWriter
+from conduit.gateway.requestlog import LogEntry, RequestLogWriter, StderrLine
 from conduit.gateway.targets import Target, Targets
 from conduit.gateway.wire import (
     SSE_HEADERS,
@@ -47,11 +48,13 @@ from conduit.gateway.wire import (
     respond_message,
     sse_frame,
 )
+from conduit.kit import metrics
 from conduit.kit.ids import random_base62
 from conduit.kit.mcp import jsonrpc
 from conduit.kit.mcp.jsonrpc import Message
 from conduit.kit.mcp.upstream import UpstreamError, UpstreamSession, upstream_client
 from conduit.kit.runtime import Runtime
+from conduit.servers.models import ServerLog
 
 log = structlog.get_logger("conduit.gateway")
 
@@ -63,6 +66,7 @@ NO_TIMEOUT_METHODS = frozenset({"subscriptions/listen"})
 FORWARDED_MODERN_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
 ALLOW = [(b"allow", b"GET, POST, DELETE")]
 UNSOLICITED_BACKLOG = 1000
+STDERR_LINE_LIMIT = 4000
 
 
 @dataclass(frozen=True)
@@ -177,21 +181,22 @@ class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.http = upstream_client()
+        self._http: aiohttp.ClientSession | None = None
         self.gatekeeper = Gatekeeper(runtime)
         self.requestlog = RequestLogWriter(runtime.db)
+        self.stderr = RequestLogWriter(runtime.db, model=ServerLog, max_buffer=20_000)
         self.targets = Targets(runtime, ttl=settings.gateway_cache_seconds)
         self.sessions: dict[str, Session] = {}
         self.shared: dict[str, UpstreamSession] = {}  # stateless-era upstreams, one per server
         self.origins = _allowed_origins(settings.resolved_public_url, settings.gateway_allowed_origins)
         self._sweeper: asyncio.Task[None] | None = None
-        self._stderr_log = structlog.get_logger("conduit.gateway.stderr")
 
     async def ensure_started(self) -> None:
         """Start the log writer and the idle sweeper in the serving loop, on first use."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
             await self.requestlog.start()
+            await self.stderr.start()
 
     async def aclose(self) -> None:
         if self._sweeper is not None:
@@ -202,8 +207,17 @@ class Gateway:
             *(s.aclose() for s in sessions), *(u.aclose() for u in shared), return_exceptions=True
         )
         await self.requestlog.aclose()
+        await self.stderr.aclose()
         await self.gatekeeper.aclose()
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.close()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The upstream client, made in the serving loop on first use."""
+        if self._http is None:
+            self._http = upstream_client()
+        return self._http
 
     async def _sweep(self) -> None:
         settings = self.runtime.settings
@@ -233,9 +247,13 @@ class Gateway:
             if session is not None and holder:
                 await session.unsolicited(holder[0], message)
 
+        session_id = session.id if session is not None else None
+
         def on_stderr(line: str) -> None:
-            self._stderr_log.info(
-                "upstream_stderr", server=target.slug, server_id=target.server_id, line=line
+            # Into the server's runtime log (`/deployment/logs`), not the process log: what a
+            # server prints is its owner's business and may be sensitive.
+            self.stderr.record(
+                StderrLine(target.server_id, session_id, line[:STDERR_LINE_LIMIT], datetime.now(UTC))
             )
 
         upstream = UpstreamSession(target.spec, self.http, on_message=on_message, on_stderr=on_stderr)
@@ -846,15 +864,41 @@ def _project_initialize(session: Session, targets: list[Target], message: Messag
 
 
 class GatewayMiddleware:
-    """Hands gateway paths to the relay before FastAPI routing (no per-message routing cost)."""
+    """Hands gateway paths to the relay before FastAPI routing (no per-message routing cost).
+
+    `conduit serve` puts it in front of the whole FastAPI app (`front`), so relayed messages skip
+    FastAPI's middleware stack and the per-request access log line (the relay writes its own
+    request log); `create_app` also installs it inside, for anyone serving the bare app.
+    """
 
     def __init__(self, app: Any, gateway: Gateway) -> None:
         self.app = app
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and match(scope["path"]) is not None:
-            await self.gateway.ensure_started()
-            await self.gateway(scope, receive, send)
+        route = match(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.gateway.ensure_started()
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.gateway(scope, receive, observed)
+        finally:
+            metrics.observe(scope, status, time.perf_counter() - started, METRICS_ROUTES[route.project])
+
+
+METRICS_ROUTES = {True: PROJECT_PATH, False: "/s/{org}/{server}/mcp"}
+
+
+def front(app: Any) -> GatewayMiddleware:
+    """The ASGI app to serve: the relay in front of `app` (a FastAPI app from `create_app`)."""
+    return GatewayMiddleware(app, app.state.gateway)

@@ -1,4 +1,5 @@
-"""The request log of relayed MCP messages, written off the hot path.
+"""The request log of relayed MCP messages (and the stderr lines of stdio servers), written off
+the hot path.
 
 `record()` appends to an in-memory buffer; a background task writes the buffer in batches, one
 INSERT executed for all rows of a batch (executemany) and one transaction per batch. A batch
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from prometheus_client import Counter
 from sqlalchemy import String, insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from conduit.kit.db import Database
+from conduit.kit.db import Base, Database
 from conduit.servers.models import RequestLog
 
 log = structlog.get_logger("conduit.gateway.requestlog")
@@ -30,12 +31,6 @@ ENTRIES = Counter(
     ["outcome"],
 )
 _WRITTEN, _DROPPED, _REJECTED = (ENTRIES.labels(outcome) for outcome in ("written", "dropped", "rejected"))
-
-_TABLE = RequestLog.__table__
-_TEXT_LIMITS = {c.name: c.type.length for c in _TABLE.columns if isinstance(c.type, String)}
-# executemany rather than one INSERT … VALUES (…), (…): compiling a 500-row VALUES clause costs
-# SQLAlchemy ~130 ms a batch, against ~15 ms for the whole executemany (SQLite and asyncpg alike).
-_INSERT = insert(RequestLog)
 
 
 @dataclass(slots=True)
@@ -56,7 +51,15 @@ class LogEntry:
     created_at: datetime
 
 
-_FIELDS = tuple(LogEntry.__dataclass_fields__)
+@dataclass(slots=True)
+class StderrLine:
+    """One line a stdio server wrote to stderr; mirrors `servers.models.ServerLog`."""
+
+    server_id: str
+    session_id: str | None
+    line: str
+    created_at: datetime
+    stream: str = "stderr"
 
 
 def _text(value: str | None, limit: int | None) -> str | None:
@@ -69,9 +72,9 @@ def _text(value: str | None, limit: int | None) -> str | None:
     return value[:limit] if limit else value
 
 
-def _row(entry: LogEntry) -> dict[str, Any]:
-    row = {name: getattr(entry, name) for name in _FIELDS}
-    for name, limit in _TEXT_LIMITS.items():
+def _row(entry: Any, limits: dict[str, int | None]) -> dict[str, Any]:
+    row = {field.name: getattr(entry, field.name) for field in fields(entry)}
+    for name, limit in limits.items():
         if name in row:
             row[name] = _text(row[name], limit)
     if entry.created_at.tzinfo is None:
@@ -93,7 +96,8 @@ def _bad_data(exc: BaseException) -> bool:
 
 
 class RequestLogWriter:
-    """Buffers request-log entries and writes them in batches.
+    """Buffers log entries (`LogEntry` for `RequestLog`, or rows of another `model`, such as
+    `StderrLine` for `ServerLog`) and writes them in batches.
 
     The buffer holds at most `max_buffer` entries (including a batch being written); beyond
     that new entries are dropped and counted in `dropped`, with a warning at the next flush.
@@ -101,15 +105,26 @@ class RequestLogWriter:
     """
 
     def __init__(
-        self, db: Database, *, flush_seconds: float = 1.0, max_batch: int = 500, max_buffer: int = 100_000
+        self,
+        db: Database,
+        *,
+        model: type[Base] = RequestLog,
+        flush_seconds: float = 1.0,
+        max_batch: int = 500,
+        max_buffer: int = 100_000,
     ) -> None:
         if max_batch < 1 or max_buffer < 1:
             raise ValueError("max_batch and max_buffer must be at least 1")
         self._db = db
+        table: Any = model.__table__
+        self._limits = {c.name: c.type.length for c in table.columns if isinstance(c.type, String)}
+        # executemany rather than one INSERT … VALUES (…), (…): compiling a 500-row VALUES clause
+        # costs SQLAlchemy ~130 ms a batch, against ~15 ms for the whole executemany.
+        self._insert = insert(model)
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._max_buffer = max_buffer
-        self._buffer: deque[LogEntry] = deque()
+        self._buffer: deque[Any] = deque()
         self._in_flight = 0
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -120,7 +135,7 @@ class RequestLogWriter:
         self.rejected = 0
         self.written = 0
 
-    def record(self, entry: LogEntry) -> None:
+    def record(self, entry: Any) -> None:
         """Queue one entry; never waits, never raises."""
         pending = len(self._buffer)
         if pending + self._in_flight >= self._max_buffer:
@@ -180,11 +195,11 @@ class RequestLogWriter:
                     return False
             return True
 
-    async def _write(self, batch: list[LogEntry]) -> bool:
+    async def _write(self, batch: list[Any]) -> bool:
         self._in_flight = len(batch)
         try:
             async with self._db.session() as session:
-                await session.execute(_INSERT, [_row(entry) for entry in batch])
+                await session.execute(self._insert, [_row(entry, self._limits) for entry in batch])
         except asyncio.CancelledError:
             self._buffer.extendleft(reversed(batch))
             raise

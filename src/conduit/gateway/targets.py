@@ -6,6 +6,7 @@ per-call timeout, whether it speaks the stateless 2026-07-28 revision, and the t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,55 +71,59 @@ def spec_for(runtime: Runtime, server: Server) -> UpstreamSpec:
 
 
 class Targets:
+    """Targets by `(org slug, server slug)` and by server id, each read at most once per `ttl`.
+
+    An entry past its `ttl` (but younger than ten times it) is served while one background read
+    refreshes it, so a busy server never makes its callers wait for the database; older entries
+    are read before answering, by one caller while the others wait for the same read.
+    """
+
     def __init__(self, runtime: Runtime, *, ttl: float) -> None:
         self.runtime = runtime
         self.ttl = ttl
-        self._by_slug: dict[tuple[str, str], tuple[float, Target | None]] = {}
-        self._by_id: dict[str, tuple[float, Target | None]] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, Target | None]] = {}
+        self._loading: dict[tuple[str, ...], asyncio.Task[Target | None]] = {}
 
     async def by_slug(self, org_slug: str, server_slug: str) -> Target | None:
-        cached = self._by_slug.get((org_slug, server_slug))
-        if cached is not None and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        async with self.runtime.db.session(write=False) as session:
-            row = (
-                await session.execute(
-                    select(Server, Organization.slug)
-                    .join(Organization, Organization.id == Server.org_id)
-                    .where(Organization.slug == org_slug, Server.slug == server_slug)
-                )
-            ).first()
-            target = await self._load(session, row[0], row[1]) if row else None
-        self._remember(target, key=(org_slug, server_slug))
-        return target
+        return await self._get(("slug", org_slug, server_slug))
 
     async def by_id(self, server_id: str) -> Target | None:
-        cached = self._by_id.get(server_id)
-        if cached is not None and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        async with self.runtime.db.session(write=False) as session:
-            row = (
-                await session.execute(
-                    select(Server, Organization.slug)
-                    .join(Organization, Organization.id == Server.org_id)
-                    .where(Server.id == server_id)
-                )
-            ).first()
-            target = await self._load(session, row[0], row[1]) if row else None
-        self._remember(target, server_id=server_id)
-        return target
+        return await self._get(("id", server_id))
 
-    def _remember(
-        self, target: Target | None, *, key: tuple[str, str] | None = None, server_id: str | None = None
-    ) -> None:
+    async def _get(self, key: tuple[str, ...]) -> Target | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            age = time.monotonic() - entry[0]
+            if age < self.ttl:
+                return entry[1]
+            if age < self.ttl * 10:
+                self._refresh(key)
+                return entry[1]
+        return await self._refresh(key)
+
+    def _refresh(self, key: tuple[str, ...]) -> asyncio.Task[Target | None]:
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read(key))
+            self._loading[key] = task
+            task.add_done_callback(lambda _: self._loading.pop(key, None))
+        return task
+
+    async def _read(self, key: tuple[str, ...]) -> Target | None:
+        query = select(Server, Organization.slug).join(Organization, Organization.id == Server.org_id)
+        if key[0] == "slug":
+            query = query.where(Organization.slug == key[1], Server.slug == key[2])
+        else:
+            query = query.where(Server.id == key[1])
+        async with self.runtime.db.session(write=False) as session:
+            row = (await session.execute(query)).first()
+            target = await self._load(session, row[0], row[1]) if row else None
         now = time.monotonic()
+        self._entries[key] = (now, target)
         if target is not None:
-            self._by_slug[(target.org_slug, target.slug)] = (now, target)
-            self._by_id[target.server_id] = (now, target)
-        if key is not None:
-            self._by_slug[key] = (now, target)
-        if server_id is not None:
-            self._by_id[server_id] = (now, target)
+            self._entries[("slug", target.org_slug, target.slug)] = (now, target)
+            self._entries[("id", target.server_id)] = (now, target)
+        return target
 
     async def _load(self, session: Any, server: Server, org_slug: str) -> Target:
         tools = await servers.tools_of(session, server.id)
@@ -140,5 +145,4 @@ class Targets:
         )
 
     def invalidate(self) -> None:
-        self._by_slug.clear()
-        self._by_id.clear()
+        self._entries.clear()

@@ -28,8 +28,8 @@ def route_template(scope: MutableMapping[str, Any]) -> str:
     return str(path) if path else "unmatched"
 
 
-def observe(scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
-    route = route_template(scope)
+def observe(scope: MutableMapping[str, Any], status: int, seconds: float, route: str | None = None) -> None:
+    route = route or route_template(scope)
     REQUESTS.labels(scope["method"], route, str(status)).inc()
     LATENCY.labels(scope["method"], route).observe(seconds)
 

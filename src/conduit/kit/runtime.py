@@ -6,6 +6,7 @@ to job handlers through their context.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ class Runtime:
 
     async def close(self) -> None:
         for resource in self.extras.values():
-            closer = getattr(resource, "aclose", None)
-            if closer is not None:
+            closer = getattr(resource, "aclose", None) or getattr(resource, "close", None)
+            if closer is not None and inspect.iscoroutinefunction(closer):
                 await closer()
         await self.db.dispose()

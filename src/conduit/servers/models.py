@@ -101,3 +101,20 @@ class RequestLog(Base):
     request_bytes: Mapped[int] = mapped_column(default=0)
     response_bytes: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServerLog(Base):
+    """A line a stdio server wrote to its stderr, captured by the gateway (`/deployment/logs`)."""
+
+    __tablename__ = "server_logs"
+    __table_args__ = (Index("ix_server_logs_server_id_id", "server_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    # No foreign key: lines buffered for a server being deleted must not fail a whole batch.
+    server_id: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    stream: Mapped[str] = mapped_column(String(16), default="stderr")
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

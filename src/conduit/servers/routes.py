@@ -17,7 +17,7 @@ from conduit.kit.runtime import Runtime
 from conduit.orgs.access import current_org_access, org_access
 from conduit.orgs.service import OrgAccess
 from conduit.servers import discovery, service
-from conduit.servers.models import Server, Tool
+from conduit.servers.models import Server, ServerLog, Tool
 from conduit.servers.schemas import (
     BulkToolPatch,
     CreateMcpServer,
@@ -31,6 +31,8 @@ from conduit.servers.schemas import (
     McpServerOut,
     RegisterServer,
     ResolvedConfig,
+    RuntimeLogLine,
+    RuntimeLogPage,
     ServerAnalytics,
     ServerOut,
     SmokeToolCall,
@@ -366,7 +368,7 @@ async def delete_mcp_server(
 ) -> Response:
     server = await service.get(session, access.org.id, serverId)
     _audit(session, access, "server.deleted", client, server_id=server.id, name=server.name)
-    await session.delete(server)
+    await service.delete_server(session, server)
     return Response(status_code=NO_CONTENT)
 
 
@@ -457,6 +459,39 @@ async def server_logs(
                 keyId=r.key_id,
                 sessionId=r.session_id,
                 createdAt=r.created_at,
+            )
+            for r in rows
+        ],
+        nextCursor=str(next_cursor) if next_cursor is not None else None,
+    )
+
+
+@router.get(
+    f"{SERVER}/deployment/logs",
+    tags=[TAG],
+    summary="Get hosted runtime logs",
+    response_model=RuntimeLogPage,
+    responses=responses(401, 403, 404, 422),
+)
+async def server_runtime_logs(
+    serverId: str,
+    session: SessionDep,
+    access: Annotated[OrgAccess, org_access("servers:read")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> RuntimeLogPage:
+    """What a stdio server wrote to stderr while the gateway ran it, newest first. Lines are
+    kept as written (up to 4,000 characters): they may carry whatever the server prints."""
+    server = await service.get(session, access.org.id, serverId)
+    if cursor is not None and not cursor.isdigit():
+        raise Unprocessable("cursor must be a value returned as nextCursor", code="invalid_cursor")
+    rows, next_cursor = await service.logs_page(
+        session, server.id, limit=limit, cursor=int(cursor) if cursor else None, model=ServerLog
+    )
+    return RuntimeLogPage(
+        logs=[
+            RuntimeLogLine(
+                id=r.id, stream=r.stream, line=r.line, sessionId=r.session_id, createdAt=r.created_at
             )
             for r in rows
         ],

@@ -274,3 +274,16 @@ class LogEntry(BaseModel):
 class LogPage(BaseModel):
     logs: list[LogEntry]
     nextCursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class RuntimeLogLine(BaseModel):
+    id: int
+    stream: str = Field(description="stderr")
+    line: str
+    sessionId: str | None = Field(description="The gateway session whose process wrote it")
+    createdAt: datetime
+
+
+class RuntimeLogPage(BaseModel):
+    logs: list[RuntimeLogLine]
+    nextCursor: str | None = Field(description="Pass as `cursor` for the next (older) page")

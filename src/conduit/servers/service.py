@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,10 +16,11 @@ from conduit.billing import service as billing
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
+from conduit.kit.jobs import JobContext, registry
 from conduit.kit.security import Keyring
 from conduit.orgs.models import Organization
 from conduit.orgs.service import lock_org
-from conduit.servers.models import TRANSPORTS, RequestLog, Server, Tool
+from conduit.servers.models import TRANSPORTS, RequestLog, Server, ServerLog, Tool
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -401,17 +402,32 @@ async def analytics(session: AsyncSession, server_id: str, days: int) -> dict[st
 
 
 async def logs_page(
-    session: AsyncSession, server_id: str, *, limit: int, cursor: int | None
-) -> tuple[list[RequestLog], int | None]:
-    query = (
-        select(RequestLog)
-        .where(RequestLog.server_id == server_id)
-        .order_by(RequestLog.id.desc())
-        .limit(limit + 1)
-    )
+    session: AsyncSession,
+    server_id: str,
+    *,
+    limit: int,
+    cursor: int | None,
+    model: type[RequestLog] | type[ServerLog] = RequestLog,
+) -> tuple[list[Any], int | None]:
+    """Newest first: `limit` rows of the request log (or of `ServerLog`) older than `cursor`."""
+    query: Any = select(model).where(model.server_id == server_id).order_by(model.id.desc()).limit(limit + 1)
     if cursor is not None:
-        query = query.where(RequestLog.id < cursor)
-    rows = list((await session.scalars(query)).all())
+        query = query.where(model.id < cursor)
+    rows: list[Any] = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
+
+
+async def delete_server(session: AsyncSession, server: Server) -> None:
+    """The server, its tools and its runtime log; its request log stays for the org's analytics."""
+    await session.execute(delete(ServerLog).where(ServerLog.server_id == server.id))
+    await session.delete(server)
+
+
+@registry.handler("servers.logs_purge", every=timedelta(hours=6), max_attempts=3)
+async def _purge_logs(ctx: JobContext) -> None:
+    """Request and runtime logs older than CONDUIT_GATEWAY_LOG_RETENTION_DAYS go."""
+    cutoff = utcnow() - timedelta(days=ctx.runtime.settings.gateway_log_retention_days)
+    for model in (RequestLog, ServerLog):
+        await ctx.session.execute(delete(model).where(model.created_at < cutoff))

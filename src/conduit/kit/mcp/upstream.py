@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-import httpx
+import aiohttp
 import structlog
 from mcp.client.stdio import get_default_environment
 
@@ -196,11 +196,30 @@ _background: set[asyncio.Task[Any]] = set()
 # --- streamable HTTP --------------------------------------------------------------------------
 
 
-async def sse_messages(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """Lines of a streamed body, split on CRLF, LF or CR; no line length limit below
+    MAX_MESSAGE_BYTES (aiohttp's own readline stops at 128 KiB)."""
+    buffer = b""
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        if len(buffer) > MAX_MESSAGE_BYTES and b"\n" not in buffer and b"\r" not in buffer:
+            raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):
+                continue  # maybe the first half of a CRLF
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", errors="replace")
+    if buffer:
+        yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+async def sse_messages(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of an SSE stream; comments, ids and priming events are dropped."""
     event, size = "message", 0
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in _lines(response):
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -234,7 +253,7 @@ class HttpUpstream(Upstream):
     plus a GET stream for messages unrelated to any request."""
 
     def __init__(
-        self, spec: UpstreamSpec, client: httpx.AsyncClient, *, on_message: Sink | None = None
+        self, spec: UpstreamSpec, client: aiohttp.ClientSession, *, on_message: Sink | None = None
     ) -> None:
         super().__init__(spec, on_message=on_message)
         assert spec.url is not None
@@ -260,10 +279,10 @@ class HttpUpstream(Upstream):
         modern = "mcp-protocol-version" in (headers or {})
         try:
             headers = self._headers(headers)
-            async with self.client.stream("POST", self.url, content=body, headers=headers) as resp:
+            async with self.client.post(self.url, data=body, headers=headers, allow_redirects=False) as resp:
                 if message.get("method") == "initialize" and "mcp-session-id" in resp.headers:
                     self.session_id = resp.headers["mcp-session-id"]
-                if resp.status_code == 404 and self.session_id and not modern:
+                if resp.status == 404 and self.session_id and not modern:
                     raise SessionLost("The upstream session expired")
                 content_type = resp.headers.get("content-type", "").split(";")[0].strip()
                 if content_type == "text/event-stream":
@@ -272,28 +291,32 @@ class HttpUpstream(Upstream):
                         if received is None:
                             continue
                         if jsonrpc.is_response(received) and received.get("id") == upstream_id:
-                            return Reply(received, resp.status_code, content_type)
+                            return Reply(received, resp.status, content_type)
                         await self._route(received, pending.sink)
                     raise UpstreamClosed("The upstream closed the stream before answering")
-                raw = await resp.aread()
+                raw = await resp.read()
                 if len(raw) > MAX_MESSAGE_BYTES:
                     raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
                 received = _decode(raw) if raw else None
                 if received is not None and jsonrpc.is_response(received):
-                    return Reply(received, resp.status_code, content_type or "application/json")
-                raise UpstreamError(f"The upstream answered HTTP {resp.status_code} without a JSON-RPC reply")
-        except httpx.HTTPError as exc:
+                    return Reply(received, resp.status, content_type or "application/json")
+                raise UpstreamError(f"The upstream answered HTTP {resp.status} without a JSON-RPC reply")
+        except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamClosed(f"The upstream is unreachable: {type(exc).__name__}") from None
 
     async def send(self, message: Message) -> None:
         try:
-            resp = await self.client.post(self.url, content=jsonrpc.dumps(message), headers=self._headers())
-        except httpx.HTTPError as exc:
+            async with self.client.post(
+                self.url, data=jsonrpc.dumps(message), headers=self._headers()
+            ) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamClosed(f"The upstream is unreachable: {type(exc).__name__}") from None
-        if resp.status_code == 404 and self.session_id:
+        if status == 404 and self.session_id:
             raise SessionLost("The upstream session expired")
-        if resp.status_code >= 400:
-            raise UpstreamError(f"The upstream refused a message with HTTP {resp.status_code}")
+        if status >= 400:
+            raise UpstreamError(f"The upstream refused a message with HTTP {status}")
 
     def listen(self) -> None:
         """Open the GET stream (handshake era, once a session exists)."""
@@ -306,14 +329,14 @@ class HttpUpstream(Upstream):
             try:
                 headers = {k: v for k, v in self._headers().items() if k != "content-type"}
                 headers["accept"] = "text/event-stream"
-                async with self.client.stream("GET", self.url, headers=headers) as resp:
-                    if resp.status_code in (405, 406, 409) or resp.status_code >= 400:
+                async with self.client.get(self.url, headers=headers, allow_redirects=False) as resp:
+                    if resp.status >= 400:
                         return  # no GET stream here; nothing unsolicited will come
                     async for _event, data in sse_messages(resp):
                         received = _decode(data)
                         if received is not None:
                             await self._route(received, None)
-            except (httpx.HTTPError, UpstreamError):
+            except (aiohttp.ClientError, OSError, UpstreamError):
                 pass
             delay = next(delays, None)
             if delay is None:
@@ -327,7 +350,10 @@ class HttpUpstream(Upstream):
         if self.session_id:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    await self.client.delete(self.url, headers=self._headers())
+                    async with self.client.delete(
+                        self.url, headers=self._headers(), allow_redirects=False
+                    ) as resp:
+                        await resp.read()
 
 
 # --- one stream for everything: legacy SSE and stdio ------------------------------------------
@@ -365,7 +391,7 @@ class SseUpstream(StreamUpstream):
     back on the GET stream."""
 
     def __init__(
-        self, spec: UpstreamSpec, client: httpx.AsyncClient, *, on_message: Sink | None = None
+        self, spec: UpstreamSpec, client: aiohttp.ClientSession, *, on_message: Sink | None = None
     ) -> None:
         super().__init__(spec, on_message=on_message)
         assert spec.url is not None
@@ -387,9 +413,9 @@ class SseUpstream(StreamUpstream):
         assert self.spec.url is not None
         try:
             headers = {"accept": "text/event-stream", **self.spec.headers}
-            async with self.client.stream("GET", self.spec.url, headers=headers) as resp:
-                if resp.status_code >= 400:
-                    raise UpstreamClosed(f"The SSE upstream answered HTTP {resp.status_code}")
+            async with self.client.get(self.spec.url, headers=headers, allow_redirects=False) as resp:
+                if resp.status >= 400:
+                    raise UpstreamClosed(f"The SSE upstream answered HTTP {resp.status}")
                 async for event, data in sse_messages(resp):
                     if event == "endpoint":
                         if not ready.done():
@@ -399,7 +425,7 @@ class SseUpstream(StreamUpstream):
                     if received is not None:
                         await self._dispatch(received)
             raise UpstreamClosed("The SSE upstream closed its stream")
-        except (httpx.HTTPError, UpstreamError) as exc:
+        except (aiohttp.ClientError, OSError, UpstreamError) as exc:
             error = (
                 exc if isinstance(exc, UpstreamError) else UpstreamClosed("The SSE upstream is unreachable")
             )
@@ -412,17 +438,20 @@ class SseUpstream(StreamUpstream):
         if self.endpoint is None or self._closed:
             raise UpstreamClosed("The SSE upstream is not connected")
         try:
-            resp = await self.client.post(
+            async with self.client.post(
                 self.endpoint,
-                content=jsonrpc.dumps(message),
+                data=jsonrpc.dumps(message),
                 headers={"content-type": "application/json", **self.spec.headers},
-            )
-        except httpx.HTTPError:
+                allow_redirects=False,
+            ) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, OSError):
             raise UpstreamClosed("The SSE upstream is unreachable") from None
-        if resp.status_code == 404:
+        if status == 404:
             raise SessionLost("The SSE upstream no longer knows this session")
-        if resp.status_code >= 400:
-            raise UpstreamError(f"The SSE upstream refused a message with HTTP {resp.status_code}")
+        if status >= 400:
+            raise UpstreamError(f"The SSE upstream refused a message with HTTP {status}")
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -544,7 +573,7 @@ class StdioUpstream(StreamUpstream):
 
 def open_upstream(
     spec: UpstreamSpec,
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     *,
     on_message: Sink | None = None,
     on_stderr: Callable[[str], None] | None = None,
@@ -556,14 +585,18 @@ def open_upstream(
     return HttpUpstream(spec, client, on_message=on_message)
 
 
-def upstream_client() -> httpx.AsyncClient:
-    """The one client for upstream traffic. Upstreams may be on private addresses (a self-hosted
-    gateway fronts internal servers), so this is not the SSRF-guarded client."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(None, connect=10.0),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
-        follow_redirects=False,
+def upstream_client() -> aiohttp.ClientSession:
+    """The one client for upstream traffic (call it in the event loop that will use it).
+    Upstreams may be on private addresses (a self-hosted gateway fronts internal servers), so
+    this is not the SSRF-guarded client. aiohttp rather than httpx here: on the relay's hot path
+    it costs a third of httpx's time per request, and httpx slows down sharply with many
+    concurrent requests on one pool (measured in bench/gateway.py's notes)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0),
+        connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
+        auto_decompress=True,
         trust_env=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
     )
 
 
@@ -584,7 +617,7 @@ class UpstreamSession:
     def __init__(
         self,
         spec: UpstreamSpec,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         *,
         on_message: Sink | None = None,
         on_stderr: Callable[[str], None] | None = None,
