@@ -113,3 +113,30 @@ async def test_project_endpoint_and_scope_are_enforced(
         assert in_project.status_code == 200, in_project.text
         anonymous = await http.post(f"{live.base_url}/mcp", json=INIT, headers=ACCEPT)
         assert anonymous.status_code == 401
+
+
+async def test_stateless_2026_clients_reach_the_project_endpoint(
+    live: Live, org: Org, fixture_http: ServerProcess, everything_http: ServerProcess
+) -> None:
+    key = await project_key(
+        org,
+        [
+            {"server_name": "fixture", "url": fixture_http.url, "tools": ["echo", "slow"]},
+            {"server_name": "everything", "url": everything_http.url},
+        ],
+    )
+    async with mcp_client(f"{live.base_url}/mcp", key, mode="2026-07-28") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"fixture__echo", "fixture__slow", "everything__get-sum"} <= names
+        assert "fixture__fail" not in names
+        assert text(await client.call_tool("fixture__echo", {"message": "one"})) == "one"
+        assert text(await client.call_tool("everything__echo", {"message": "two"})) == "Echo: two"
+        progress = Progress()
+        await client.call_tool("fixture__slow", {"seconds": 0.2, "steps": 2}, progress_callback=progress)
+        assert len(progress.updates) == 2
+        with pytest.raises(MCPError) as error:
+            await client.call_tool("fixture__fail", {})
+        assert error.value.error.code == -32602
+        read = await client.read_resource("fixture://hello")
+        assert getattr(read.contents[0], "text", None) == "hello from the fixture server"
+    assert not live.app.state.gateway.sessions  # stateless: no Conduit session was opened

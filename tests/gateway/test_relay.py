@@ -364,32 +364,60 @@ async def test_stateless_2026_clients_pass_through_to_upstreams_that_speak_it(
     assert not live.app.state.gateway.sessions  # stateless: no Conduit session was opened
 
 
-async def test_stateless_clients_of_a_handshake_only_upstream_are_told_to_use_the_handshake(
+async def test_stateless_2026_clients_of_a_handshake_only_upstream_are_bridged(
     live: Live, org: Org, everything_http: ServerProcess
 ) -> None:
     server = await org.register("everything", upstream_url=everything_http.url)
     detail = await discover(org, server)
-    assert detail["catalog"]["modernVersions"] == []
+    assert detail["catalog"]["modernVersions"] == []  # server-everything speaks 2025-11-25 at most
     async with httpx.AsyncClient(timeout=10) as http:
-        probe = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "server/discover",
-            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
-        }
         headers = {
             **ACCEPT,
             "X-API-Key": org.key,
             "MCP-Protocol-Version": "2026-07-28",
             "Mcp-Method": "server/discover",
         }
-        refused = await http.post(server["gateway_endpoint"], json=probe, headers=headers)
+        bare = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}}
+        refused = await http.post(server["gateway_endpoint"], json=bare, headers=headers)
         assert refused.status_code == 400
-        error = refused.json()["error"]
+        assert refused.json()["error"]["code"] == -32602
+        probe = {
+            **bare,
+            "params": {
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                }
+            },
+        }
+        # The probe is steered to the handshake, where everything passes through...
+        steered = await http.post(server["gateway_endpoint"], json=probe, headers=headers)
+        assert steered.status_code == 400
+        error = steered.json()["error"]
         assert error["code"] == -32022
+        assert "2026-07-28" not in error["data"]["supported"]
         assert "2025-11-25" in error["data"]["supported"]
-    async with mcp_client(server["gateway_endpoint"], org.key, mode="auto") as client:  # falls back
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="auto") as client:
+        assert client.protocol_version == "2025-11-25"
         assert text(await client.call_tool("echo", {"message": "x"})) == "Echo: x"
+    # ...and a client that adopts 2026-07-28 without probing is served over a held session.
+    async with mcp_client(server["gateway_endpoint"], org.key, mode="2026-07-28") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"echo", "get-sum", "trigger-long-running-operation"} <= names
+        assert "trigger-sampling-request" not in names  # a stateless client cannot be asked mid-call
+        assert text(await client.call_tool("echo", {"message": "bridged"})) == "Echo: bridged"
+        progress = Progress()
+        done = await client.call_tool(
+            "trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=progress
+        )
+        assert not done.is_error
+        assert [p for p, _, _ in progress.updates] == [1, 2, 3]
+        resources = (await client.list_resources()).resources
+        first = next(r for r in resources if str(r.uri).startswith("demo://resource/static/"))
+        assert str((await client.read_resource(first.uri)).contents[0].uri) == str(first.uri)
+        prompt = await client.get_prompt("args-prompt", {"city": "Lisbon"})
+        assert "Lisbon" in str(prompt.messages[0].content)
+    assert not live.app.state.gateway.sessions
 
 
 async def test_a_stdio_servers_stderr_lands_in_its_runtime_log(

@@ -160,7 +160,9 @@ async def dispatch(
     upstream = await session.upstream_for(target)
 
     async def sink(related: Message) -> None:
-        await exchange.interim(session.outbound(upstream, related))
+        relayed = session.outbound(upstream, related)
+        if relayed is not None:
+            await exchange.interim(relayed)
 
     reply = await upstream.request(forwarded, sink=sink, timeout=target.timeout)
     return reply.message

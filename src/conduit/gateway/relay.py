@@ -29,7 +29,7 @@ import aiohttp
 import structlog
 
 import conduit
-from conduit.gateway import project
+from conduit.gateway import modern, project
 from conduit.gateway.policy import AUTH_ERROR, Gatekeeper, GatewayRefusal, Grant
 from conduit.gateway.requestlog import LogEntry, RequestLogWriter, StderrLine
 from conduit.gateway.targets import Target, Targets
@@ -188,6 +188,9 @@ class Gateway:
         self.targets = Targets(runtime, ttl=settings.gateway_cache_seconds)
         self.sessions: dict[str, Session] = {}
         self.shared: dict[str, UpstreamSession] = {}  # stateless-era upstreams, one per server
+        # Handshake sessions Conduit holds for stateless clients, per server and capability set.
+        self.held: dict[str, UpstreamSession] = {}
+        self._holding: dict[str, asyncio.Lock] = {}
         self.origins = _allowed_origins(settings.resolved_public_url, settings.gateway_allowed_origins)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -202,7 +205,8 @@ class Gateway:
         if self._sweeper is not None:
             self._sweeper.cancel()
         sessions, self.sessions = list(self.sessions.values()), {}
-        shared, self.shared = list(self.shared.values()), {}
+        shared, self.shared = [*self.shared.values(), *self.held.values()], {}
+        self.held = {}
         await asyncio.gather(
             *(s.aclose() for s in sessions), *(u.aclose() for u in shared), return_exceptions=True
         )
@@ -231,7 +235,7 @@ class Gateway:
                     continue
                 for upstream in session.upstreams.values():
                     await self._maybe_idle(upstream, now)
-            for upstream in self.shared.values():
+            for upstream in [*self.shared.values(), *self.held.values()]:
                 await self._maybe_idle(upstream, now)
 
     async def _maybe_idle(self, upstream: UpstreamSession, now: float) -> None:
@@ -239,6 +243,30 @@ class Gateway:
             self.runtime.settings.gateway_stdio_idle_seconds
         ):
             await upstream.idle_stop()
+
+    async def held_session(
+        self, target: Target, capabilities: dict[str, Any], client_info: dict[str, Any]
+    ) -> UpstreamSession:
+        """A handshake session Conduit opened itself, shared by stateless clients."""
+        key = modern.capability_key(target.server_id, capabilities)
+        upstream = self.held.get(key)
+        if upstream is not None and upstream.spec == target.spec:
+            return upstream
+        async with self._holding.setdefault(key, asyncio.Lock()):
+            upstream = self.held.get(key)
+            if upstream is not None and upstream.spec == target.spec:
+                return upstream
+            if upstream is not None:
+                await upstream.aclose()
+            upstream = self.new_upstream_session(target, None)
+            try:
+                await upstream.initialize(modern.held_init(capabilities, client_info), timeout=target.timeout)
+                await upstream.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            except UpstreamError:
+                await upstream.aclose()
+                raise
+            self.held[key] = upstream
+            return upstream
 
     def new_upstream_session(self, target: Target, session: Session | None) -> UpstreamSession:
         holder: list[UpstreamSession] = []
@@ -526,7 +554,7 @@ class Gateway:
             await exchange.interim(session.outbound(upstream, related))
 
         reply = await upstream.request(message, sink=sink, timeout=_timeout(target, method))
-        curated = self._curated(session.grant, target, method, reply.message)
+        curated = self.curated(session.grant, target, method, reply.message)
         return curated, reply.content_type == "text/event-stream"
 
     def check_call(self, grant: Grant, target: Target, message: Message, call: Call) -> Message | None:
@@ -543,7 +571,7 @@ class Gateway:
             return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, f"Unknown tool: {name}")
         return None
 
-    def _curated(self, grant: Grant, target: Target, method: str, reply: Message) -> Message:
+    def curated(self, grant: Grant, target: Target, method: str, reply: Message) -> Message:
         if method != "tools/list":
             return reply
         result = reply.get("result")
@@ -683,29 +711,59 @@ class Gateway:
             await respond(send, 202)
             return
         call = Call(message["method"], request_bytes=size)
-        target = targets[0] if len(targets) == 1 and not route.project else None
-        if target is None or not target.modern or version not in jsonrpc.MODERN_VERSIONS:
-            # This upstream (or the merged /mcp endpoint) serves the handshake revisions only.
-            reply = jsonrpc.error(
+        refused = modern.check_envelope(message, version)
+        if refused is None and version not in jsonrpc.MODERN_VERSIONS:
+            refused = jsonrpc.error(
                 message["id"],
                 jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
                 f"Unsupported protocol version: {version}",
-                {"supported": list(jsonrpc.HANDSHAKE_VERSIONS), "requested": version},
+                {"supported": [*jsonrpc.MODERN_VERSIONS, *jsonrpc.HANDSHAKE_VERSIONS], "requested": version},
             )
-            call.outcome(reply)
-            body = await respond_message(send, 400, reply)
+        if refused is not None:
+            call.outcome(refused)
+            body = await respond_message(send, 400, refused)
             self._log(grant, None, call, len(body))
             return
-        call.server_id = target.server_id
         exchange = Exchange(send, sse_ok=accepts(headers, "text/event-stream"))
-        task = asyncio.get_running_loop().create_task(
-            self._serve_modern(grant, target, headers, message, exchange, call)
-        )
+        if route.project or not targets[0].modern:
+            work = self._serve_held(grant, targets, message, exchange, call, single=not route.project)
+        else:
+            call.server_id = targets[0].server_id
+            work = self._serve_modern(grant, targets[0], headers, message, exchange, call)
+        task = asyncio.get_running_loop().create_task(work)
         try:
             await _until_done_or_gone(task, receive)
         finally:
             exchange.close()
         self._log(grant, None, call, exchange.response_bytes)
+
+    async def _serve_held(
+        self,
+        grant: Grant,
+        targets: list[Target],
+        message: Message,
+        exchange: Exchange,
+        call: Call,
+        *,
+        single: bool,
+    ) -> None:
+        """A stateless request to a handshake-only upstream (or to /mcp), over held sessions."""
+        try:
+            reply = await modern.dispatch(
+                self, grant, targets, message, exchange, call, single=single, timeout=_timeout
+            )
+        except GatewayRefusal as refusal:
+            call.status, call.error_code = "error", refusal.code
+            await exchange.finish(
+                jsonrpc.error(message["id"], refusal.code, refusal.message, refusal.data),
+                refusal.status,
+                [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()],
+            )
+            return
+        except UpstreamError as exc:
+            reply = jsonrpc.error(message["id"], exc.code, str(exc))
+        call.outcome(reply)
+        await exchange.finish(reply, modern.http_status(reply))
 
     async def _serve_modern(
         self,
@@ -746,7 +804,7 @@ class Gateway:
             call.outcome(reply_message)
             await exchange.finish(reply_message, 200)
             return
-        curated = self._curated(grant, target, method, reply.message)
+        curated = self.curated(grant, target, method, reply.message)
         call.outcome(curated)
         await exchange.finish(curated, reply.status, sse=reply.content_type == "text/event-stream")
 
