@@ -4,17 +4,19 @@ changes, and how failures reach the client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from mcp import MCPError
 from mcp_types import TextContent
 
 from conduit.kit.runtime import Runtime
-from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
+from tests.gateway.support import ACCEPT, INIT, Live, Org, free_port, mcp_client, new_org, serve
 from tests.mcp_servers import ServerProcess, StdioCommand
 from tests.test_mcp_servers import Progress, answer_elicitation
 
@@ -437,3 +439,82 @@ async def test_a_stdio_servers_stderr_lands_in_its_runtime_log(
     deleted = await org.api.delete(org.server_path(server["id"]), headers=org.headers)
     assert deleted.status_code == 204
     assert (await org.api.get(path, headers=org.headers)).status_code == 404
+
+
+class HeaderCheckingUpstream:
+    """A bare streamable-HTTP MCP server that answers only requests bearing its own credential,
+    and remembers the headers it was sent."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.seen: list[dict[str, str]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.seen.append(headers)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if headers.get("authorization") != f"Bearer {self.token}":
+            await self._send(send, 401, b'{"error": "unauthorized"}')
+            return
+        request = json.loads(body)
+        if "id" not in request:
+            await self._send(send, 202, b"")
+            return
+        results = {
+            "initialize": {
+                "protocolVersion": request.get("params", {}).get("protocolVersion"),
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "guarded", "version": "1"},
+            },
+            "tools/list": {"tools": [{"name": "whoami", "inputSchema": {"type": "object"}}]},
+            "tools/call": {"content": [{"type": "text", "text": "you may pass"}]},
+        }
+        reply = {"jsonrpc": "2.0", "id": request["id"], "result": results.get(request["method"], {})}
+        await self._send(send, 200, json.dumps(reply).encode(), [(b"mcp-session-id", b"guarded-1")])
+
+    @staticmethod
+    async def _send(
+        send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        headers = [(b"content-type", b"application/json"), *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def test_upstream_credentials_are_sent_sealed_and_never_shown(live: Live, org: Org) -> None:
+    upstream = HeaderCheckingUpstream("s3cret-upstream-token")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        bad = await org.api.post(
+            "/api/servers",
+            json={"name": "bad", "upstream_url": url, "headers": {"Host": "x"}},
+            headers=org.headers,
+        )
+        assert bad.status_code == 422
+        registered = await org.register(
+            "guarded", upstream_url=url, headers={"Authorization": "Bearer s3cret-upstream-token"}
+        )
+        assert "s3cret" not in json.dumps(registered)
+        async with mcp_client(registered["gateway_endpoint"], org.key, mode="legacy") as client:
+            assert text(await client.call_tool("whoami", {})) == "you may pass"
+        assert upstream.seen
+        assert all(seen["authorization"] == "Bearer s3cret-upstream-token" for seen in upstream.seen)
+        assert not any(org.key in json.dumps(seen) for seen in upstream.seen)  # Conduit's key stays home
+        config = await org.api.get(f"{org.server_path(registered['id'])}/config", headers=org.headers)
+        assert config.json()["headers"] == {"Authorization": "********"}
+        assert "s3cret" not in config.text
+    finally:
+        server.should_exit = True
+        await serving

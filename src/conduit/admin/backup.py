@@ -350,7 +350,7 @@ async def _restore_servers(
     wanted = {entry.name: entry for entry in entries}
     for name, old in existing.items():
         if name not in wanted:
-            await session.delete(old)
+            await servers.delete_server(session, old)
         elif old.slug != wanted[name].slug:
             # Freed first, so two servers can swap slugs without breaking uniqueness.
             old.slug = f"restoring-{old.id}"

@@ -58,18 +58,6 @@ class Target:
         return shown
 
 
-def spec_for(runtime: Runtime, server: Server) -> UpstreamSpec:
-    return UpstreamSpec(
-        server_id=server.id,
-        name=server.slug,
-        transport=server.transport,
-        url=server.upstream_url,
-        command=server.command,
-        args=tuple(server.args or ()),
-        env=servers.unseal_env(runtime.keyring, server),
-    )
-
-
 class Targets:
     """Targets by `(org slug, server slug)` and by server id, each read at most once per `ttl`.
 
@@ -135,7 +123,7 @@ class Targets:
             org_slug=org_slug,
             slug=server.slug,
             name=server.name,
-            spec=spec_for(self.runtime, server),
+            spec=servers.upstream_spec(self.runtime.keyring, server),
             timeout=float(timeout)
             if isinstance(timeout, int | float) and timeout > 0
             else self.runtime.settings.gateway_timeout_seconds,

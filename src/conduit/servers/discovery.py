@@ -73,17 +73,8 @@ def timeout_for(server: Server) -> float:
 
 
 def spec_for(runtime: Runtime, server: Server) -> UpstreamSpec:
-    """How to reach the server; a stdio command gets its unsealed environment."""
-    env = service.unseal_env(runtime.keyring, server) if server.transport == "stdio" else {}
-    return UpstreamSpec(
-        server_id=server.id,
-        name=server.slug,
-        transport=server.transport,
-        url=server.upstream_url,
-        command=server.command,
-        args=tuple(server.args or ()),
-        env=env,
-    )
+    """How to reach the server; a stdio command gets its unsealed environment, a URL its headers."""
+    return service.upstream_spec(runtime.keyring, server)
 
 
 def target_of(server: Server) -> tuple[Any, ...]:
@@ -94,13 +85,14 @@ def target_of(server: Server) -> tuple[Any, ...]:
         server.command,
         tuple(server.args or ()),
         server.env_sealed,
+        server.headers_sealed,
     )
 
 
 def scrub(value: Any, spec: UpstreamSpec) -> Any:
-    """`value` with every environment value of the server blanked out of its strings: what an
-    upstream echoes back must not reveal the sealed environment."""
-    secrets = [v for v in spec.env.values() if len(v) >= 4]
+    """`value` with every environment and header value of the server blanked out of its strings:
+    what an upstream echoes back must not reveal what was sealed."""
+    secrets = [v for v in (*spec.env.values(), *spec.headers.values()) if len(v) >= 4]
     if not secrets:
         return value
 

@@ -33,6 +33,8 @@ class Server(Base):
     command: Mapped[str | None] = mapped_column(String(1024))
     args: Mapped[list[str] | None] = mapped_column(JSONType)
     env_sealed: Mapped[str | None] = mapped_column(Text)
+    # HTTP headers for a URL upstream (its credentials, typically), sealed like the environment.
+    headers_sealed: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(24), default="active")
     health_status: Mapped[str] = mapped_column(String(24), default="unknown")
     last_error: Mapped[str | None] = mapped_column(Text)

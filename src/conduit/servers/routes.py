@@ -196,6 +196,7 @@ async def register_server(
         command=body.command,
         args=body.args,
         env=body.env,
+        headers=body.headers,
         description=body.description,
         transport=body.transport,
         upgrade_url=_upgrade_url(runtime),
@@ -276,6 +277,7 @@ async def create_mcp_server(
         command=body.command,
         args=body.args,
         env=body.env,
+        headers=body.headers,
         description=body.description,
         transport=body.transport,
         upgrade_url=_upgrade_url(runtime),
@@ -332,6 +334,7 @@ async def update_mcp_server(
         args=body.args,
         env=body.env,
         description=body.description,
+        headers=body.headers,
     )
     if body.transport is not None:
         server.transport = service.infer_transport(
@@ -351,8 +354,9 @@ async def update_mcp_server(
         "server.updated",
         client,
         server_id=server.id,
-        changes=sorted(body.model_dump(exclude_unset=True, exclude={"env"}))
-        + (["env"] if body.env is not None else []),
+        changes=sorted(body.model_dump(exclude_unset=True, exclude={"env", "headers"}))
+        + (["env"] if body.env is not None else [])
+        + (["headers"] if body.headers is not None else []),
     )
     return await _detail(session, runtime, access, server)
 
@@ -399,6 +403,7 @@ async def server_config(
         command=server.command,
         args=server.args,
         env=service.masked_env(runtime.keyring, server),
+        headers=service.masked_headers(runtime.keyring, server),
         gatewayEndpoint=_endpoint(runtime, access, server),
         status=server.status,
         tools=tools,

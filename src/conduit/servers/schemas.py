@@ -15,6 +15,11 @@ Args = Field(None, max_length=200)
 # --- seed 000 ------------------------------------------------------------------------------
 
 
+Headers = Field(
+    None,
+    description="HTTP headers sent to a URL upstream with every request (its credentials, say); "
+    "stored encrypted and never shown again",
+)
 Timeout = Field(
     None,
     gt=0,
@@ -36,6 +41,7 @@ class RegisterServer(BaseModel):
     )
     public: bool = Field(False, description="List the server in the public registry")
     timeout_seconds: float | None = Timeout
+    headers: dict[str, str] | None = Headers
 
 
 class ServerOut(BaseModel):
@@ -70,6 +76,7 @@ class CreateMcpServer(BaseModel):
     env: dict[str, str] | None = None
     isPublic: bool = False
     timeoutSeconds: float | None = Timeout
+    headers: dict[str, str] | None = Headers
 
 
 class UpdateMcpServer(BaseModel):
@@ -83,6 +90,9 @@ class UpdateMcpServer(BaseModel):
     status: Literal["active", "disabled"] | None = None
     isPublic: bool | None = None
     timeoutSeconds: float | None = Timeout
+    headers: dict[str, str] | None = Field(
+        None, description="Replaces every upstream header when given; stored encrypted, never shown"
+    )
 
 
 class ToolSummary(BaseModel):
@@ -224,6 +234,7 @@ class ResolvedConfig(BaseModel):
     command: str | None
     args: list[str] | None
     env: dict[str, str] = Field(description="Variable names with masked values")
+    headers: dict[str, str] = Field(default_factory=dict, description="Upstream header names, masked values")
     gatewayEndpoint: str
     status: str
     tools: list[dict[str, Any]] = Field(description="tools/list as the gateway shows it")

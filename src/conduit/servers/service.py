@@ -17,6 +17,7 @@ from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.kit.jobs import JobContext, registry
+from conduit.kit.mcp.upstream import UpstreamSpec
 from conduit.kit.security import Keyring
 from conduit.orgs.models import Organization
 from conduit.orgs.service import lock_org
@@ -49,6 +50,79 @@ def unseal_env(keyring: Keyring, server: Server) -> dict[str, str]:
 
 def masked_env(keyring: Keyring, server: Server) -> dict[str, str]:
     return {name: "********" for name in unseal_env(keyring, server)}
+
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers the relay itself sets, or that would change what the HTTP exchange means.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "accept",
+        "connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "last-event-id",
+    }
+)
+
+
+def _headers_context(org_id: str) -> str:
+    return f"server-headers:{org_id}"
+
+
+def seal_headers(keyring: Keyring, org_id: str, headers: dict[str, str] | None) -> str | None:
+    if not headers:
+        return None
+    bad = [
+        name
+        for name, value in headers.items()
+        if not HEADER_NAME.match(name)
+        or name.lower() in RESERVED_HEADERS
+        or name.lower().startswith("mcp-")
+        or any(ch in value for ch in "\r\n\x00")
+    ]
+    if bad:
+        raise Unprocessable(
+            "Headers must be valid HTTP field names and values, and not ones the gateway sets "
+            "(Host, Content-Type, Accept, Mcp-*, hop-by-hop headers)",
+            code="invalid_headers",
+            detail=bad,
+        )
+    return keyring.seal(json.dumps(headers, sort_keys=True), context=_headers_context(org_id))
+
+
+def unseal_headers(keyring: Keyring, server: Server) -> dict[str, str]:
+    if not server.headers_sealed:
+        return {}
+    headers: dict[str, str] = json.loads(
+        keyring.unseal(server.headers_sealed, context=_headers_context(server.org_id))
+    )
+    return headers
+
+
+def masked_headers(keyring: Keyring, server: Server) -> dict[str, str]:
+    return {name: "********" for name in unseal_headers(keyring, server)}
+
+
+def upstream_spec(keyring: Keyring, server: Server) -> UpstreamSpec:
+    """How to reach the server: a stdio command with its environment, or a URL with its headers."""
+    stdio = server.transport == "stdio"
+    return UpstreamSpec(
+        server_id=server.id,
+        name=server.slug,
+        transport=server.transport,
+        url=server.upstream_url,
+        command=server.command,
+        args=tuple(server.args or ()),
+        env=unseal_env(keyring, server) if stdio else {},
+        headers={} if stdio else unseal_headers(keyring, server),
+    )
 
 
 def timeout_settings(timeout_seconds: float | None) -> dict[str, Any]:
@@ -118,6 +192,7 @@ async def create(
     command: str | None = None,
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
     description: str | None = None,
     transport: str | None = None,
     upgrade_url: str,
@@ -151,6 +226,7 @@ async def create(
         command=command,
         args=list(args or []) if command else None,
         env_sealed=seal_env(keyring, org.id, env),
+        headers_sealed=seal_headers(keyring, org.id, headers),
         settings=dict(settings or {}),
     )
     session.add(server)
@@ -170,8 +246,9 @@ def update_definition(
     args: list[str] | None,
     env: dict[str, str] | None,
     description: str | None,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Replace what is given; keep what is not (env is replaced only when given)."""
+    """Replace what is given; keep what is not (env and headers are replaced only when given)."""
     new_url = upstream_url if upstream_url is not None else (None if command else server.upstream_url)
     new_command = command if command is not None else (None if upstream_url else server.command)
     if new_url:
@@ -187,6 +264,8 @@ def update_definition(
         server.args = list(args)
     if env is not None:
         server.env_sealed = seal_env(keyring, server.org_id, env)
+    if headers is not None:
+        server.headers_sealed = seal_headers(keyring, server.org_id, headers)
     if description is not None:
         server.description = description
 
