@@ -187,13 +187,14 @@ def start_everything(transport: Literal["streamableHttp", "sse"]) -> ServerProce
     return _start(f"everything-{transport}", argv, path, _base_env())
 
 
-def start_fixture_http(*, json_response: bool = False) -> ServerProcess:
-    """tests/fixture_server.py over streamable HTTP, SSE responses unless `json_response`."""
+def start_fixture_http(*, json_response: bool = False, port: int | None = None) -> ServerProcess:
+    """tests/fixture_server.py over streamable HTTP, SSE responses unless `json_response`; on
+    `port` if given (to restart a server where clients expect it)."""
     argv = [str(VENV_BIN / "python"), str(FIXTURE_SERVER), "http", "--port", "{port}"]
     if json_response:
         argv.append("--json")
     env = _base_env(PYTHONUNBUFFERED="1")
-    return _start("fixture-json" if json_response else "fixture-sse", argv, "/mcp", env)
+    return _start("fixture-json" if json_response else "fixture-sse", argv, "/mcp", env, port=port)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from mcp import MCPError
 from mcp_types import TextContent
 
 from conduit.kit.runtime import Runtime
+from tests import mcp_servers
 from tests.gateway.support import ACCEPT, INIT, Live, Org, free_port, mcp_client, new_org, serve
 from tests.mcp_servers import ServerProcess, StdioCommand
 from tests.test_mcp_servers import Progress, answer_elicitation
@@ -518,3 +519,23 @@ async def test_upstream_credentials_are_sent_sealed_and_never_shown(live: Live, 
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_a_restarted_http_upstream_gets_a_new_session_without_the_client_noticing(
+    live: Live, org: Org
+) -> None:
+    first = mcp_servers.start_fixture_http()
+    try:
+        server = await org.register("fixture", upstream_url=first.url)
+        async with mcp_client(server["gateway_endpoint"], org.key, mode="legacy") as client:
+            assert text(await client.call_tool("echo", {"message": "before"})) == "before"
+            first.stop()
+            second = mcp_servers.start_fixture_http(port=first.port)
+            try:
+                # The new process does not know the old upstream session (404): Conduit opens a
+                # new one with the client's initialize and carries on.
+                assert text(await client.call_tool("echo", {"message": "after"})) == "after"
+            finally:
+                second.stop()
+    finally:
+        first.stop()
