@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from conduit.cli.client import Api, fail, write_private_file
-from conduit.cli.common import console, err_console, print_rows
+from conduit.cli.common import console, env_pairs, err_console, print_rows
 
 Url = Annotated[str | None, typer.Option("--url", help="Conduit server URL (CONDUIT_URL)")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
@@ -61,18 +61,6 @@ def _done(message: str) -> None:
 
 def _q(value: str) -> str:
     return quote(value, safe="@")
-
-
-def _env(pairs: list[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    env = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--env takes NAME=VALUE, got {pair!r}")
-        env[name] = value
-    return env
 
 
 CONFIG_COLUMNS = ["config_name", "description", "servers", "projects"]
@@ -162,7 +150,7 @@ def _server_body(
         "server_command": command,
         "args": arg,
         "url": server_url,
-        "env": _env(env),
+        "env": env_pairs(env),
         "description": description,
     }
     if tools is not None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -57,3 +58,17 @@ def display_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "(unparseable URL)"
+
+
+def env_pairs(pairs: list[str] | None) -> dict[str, str] | None:
+    """`--env NAME=VALUE` options as a dict (None when none were given)."""
+    if not pairs:
+        return None
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            # Not echoed: the malformed pair may well be the secret itself.
+            raise typer.BadParameter("takes NAME=VALUE", param_hint="'--env'")
+        env[name] = value
+    return env

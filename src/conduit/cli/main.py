@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from conduit.cli import admin, auth, jobs, org, server, setup
+from conduit.cli import admin, auth, jobs, org, server, servers, setup
 from conduit.cli.common import err_console
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(admin.config_app, name="config")
 app.add_typer(admin.project_app, name="project")
 app.add_typer(admin.user_app, name="user")
 app.add_typer(admin.key_app, name="key")
+app.add_typer(servers.app, name="servers")
 admin.system_app.command("start-api", help="Start the API server (same as `conduit serve`).")(server.serve)
 app.add_typer(admin.system_app, name="system")
 
