@@ -35,6 +35,9 @@ NODE_MODULES = ROOT / "node_modules"
 EVERYTHING_JS = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 BIND_LOCALHOST = TESTS / "bind_localhost.mjs"
 FIXTURE_SERVER = TESTS / "fixture_server.py"
+# Run with -P: the script's own directory (tests/) must not go on sys.path, where tests/email
+# would shadow the standard library's `email` that the SDK imports.
+SAFE_PATH = "-P"
 VENV_BIN = Path(sys.prefix) / "bin"
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
@@ -95,7 +98,7 @@ def time_stdio_command() -> StdioCommand:
 
 
 def fixture_stdio_command() -> StdioCommand:
-    return StdioCommand(str(VENV_BIN / "python"), [str(FIXTURE_SERVER), "stdio"])
+    return StdioCommand(str(VENV_BIN / "python"), [SAFE_PATH, str(FIXTURE_SERVER), "stdio"])
 
 
 # --- HTTP: a running process and its URL -------------------------------------------------------
@@ -190,7 +193,7 @@ def start_everything(transport: Literal["streamableHttp", "sse"]) -> ServerProce
 def start_fixture_http(*, json_response: bool = False, port: int | None = None) -> ServerProcess:
     """tests/fixture_server.py over streamable HTTP, SSE responses unless `json_response`; on
     `port` if given (to restart a server where clients expect it)."""
-    argv = [str(VENV_BIN / "python"), str(FIXTURE_SERVER), "http", "--port", "{port}"]
+    argv = [str(VENV_BIN / "python"), SAFE_PATH, str(FIXTURE_SERVER), "http", "--port", "{port}"]
     if json_response:
         argv.append("--json")
     env = _base_env(PYTHONUNBUFFERED="1")

@@ -3,30 +3,17 @@ tools named `{server}__{tool}`, limited to the configuration's tool allowlists."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from mcp import MCPError
 
-from conduit.kit.runtime import Runtime
-from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
+from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client
 from tests.mcp_servers import ServerProcess
 from tests.test_mcp_servers import Progress, text
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def live(runtime: Runtime) -> AsyncIterator[Live]:
-    async with serve(runtime) as running:
-        yield running
-
-
-@pytest.fixture
-async def org(live: Live) -> Org:
-    return await new_org(live.api)
 
 
 async def admin(org: Org, method: str, path: str, body: Any = None, status: int = 201) -> Any:

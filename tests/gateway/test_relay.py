@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,17 +22,6 @@ from tests.test_mcp_servers import Progress, answer_elicitation
 
 pytestmark = pytest.mark.e2e
 MODES = ["legacy", "auto"]
-
-
-@pytest.fixture
-async def live(runtime: Runtime) -> AsyncIterator[Live]:
-    async with serve(runtime) as running:
-        yield running
-
-
-@pytest.fixture
-async def org(live: Live) -> Org:
-    return await new_org(live.api)
 
 
 def text(result: Any) -> str:

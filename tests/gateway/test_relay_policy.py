@@ -4,7 +4,6 @@ gateway-call quota, and the request log that /logs and /analytics read."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from conduit.billing.models import UsageCounter
 from conduit.billing.service import period_bounds
 from conduit.kit.runtime import Runtime
 from conduit.orgs.models import Organization
-from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org, serve
+from tests.gateway.support import ACCEPT, INIT, Live, Org, mcp_client, new_org
 from tests.mcp_servers import ServerProcess
 from tests.test_mcp_servers import text
 
@@ -25,17 +24,6 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "echo", "arguments": {"message": "x"}},
 }
-
-
-@pytest.fixture
-async def live(runtime: Runtime) -> AsyncIterator[Live]:
-    async with serve(runtime) as running:
-        yield running
-
-
-@pytest.fixture
-async def org(live: Live) -> Org:
-    return await new_org(live.api)
 
 
 async def set_plan(runtime: Runtime, org_id: str, plan: str) -> None:

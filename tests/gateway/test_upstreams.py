@@ -4,29 +4,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp_types import ImageContent
 
-from conduit.kit.runtime import Runtime
-from tests.gateway.support import Live, Org, mcp_client, new_org, serve
+from tests.gateway.support import Live, Org, mcp_client
 from tests.mcp_servers import ServerProcess, StdioCommand
 from tests.test_mcp_servers import Progress, answer_elicitation, answer_sampling, text
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def live(runtime: Runtime) -> AsyncIterator[Live]:
-    async with serve(runtime) as running:
-        yield running
-
-
-@pytest.fixture
-async def org(live: Live) -> Org:
-    return await new_org(live.api)
 
 
 async def exercise_everything(url: str, key: str, mode: str) -> None:

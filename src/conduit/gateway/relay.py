@@ -397,6 +397,23 @@ class Gateway:
 
     # --- handshake era ------------------------------------------------------------------------
 
+    async def _require_session(
+        self, send: Send, headers: dict[str, str], grant: Grant, route: Route
+    ) -> Session | None:
+        """The caller's session, or None after answering as the SDK does: 400 without a session
+        id, 404 for one that is unknown, ended, or another key's."""
+        if not headers.get("mcp-session-id"):
+            await respond_message(
+                send, 400, jsonrpc.error(None, jsonrpc.CONNECTION_CLOSED, "Bad Request: Missing session ID")
+            )
+            return None
+        session = self._session_of(headers, grant, route)
+        if session is None:
+            await respond_message(
+                send, 404, jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
+            )
+        return session
+
     def _session_of(self, headers: dict[str, str], grant: Grant, route: Route) -> Session | None:
         session_id = headers.get("mcp-session-id")
         session = self.sessions.get(session_id) if session_id else None
@@ -431,16 +448,8 @@ class Gateway:
         if jsonrpc.is_request(message) and message["method"] == "initialize":
             await self._initialize(receive, send, headers, grant, route, targets, message, size)
             return
-        if not headers.get("mcp-session-id"):
-            await respond_message(
-                send, 400, jsonrpc.error(None, jsonrpc.CONNECTION_CLOSED, "Bad Request: Missing session ID")
-            )
-            return
-        session = self._session_of(headers, grant, route)
+        session = await self._require_session(send, headers, grant, route)
         if session is None:
-            await respond_message(
-                send, 404, jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
-            )
             return
         session_header = [(b"mcp-session-id", session.id.encode())]
         if jsonrpc.is_request(message):
@@ -513,12 +522,7 @@ class Gateway:
         try:
             reply, sse = await self._dispatch(session, targets, message, exchange, call)
         except GatewayRefusal as refusal:
-            call.status, call.error_code = "error", refusal.code
-            await exchange.finish(
-                jsonrpc.error(message["id"], refusal.code, refusal.message, refusal.data),
-                refusal.status,
-                [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()],
-            )
+            await _finish_refused(exchange, message, refusal, call)
             return
         except UpstreamError as exc:
             reply = jsonrpc.error(message["id"], exc.code, str(exc))
@@ -615,16 +619,8 @@ class Gateway:
                 ),
             )
             return
-        if not headers.get("mcp-session-id"):
-            await respond_message(
-                send, 400, jsonrpc.error(None, jsonrpc.CONNECTION_CLOSED, "Bad Request: Missing session ID")
-            )
-            return
-        session = self._session_of(headers, grant, route)
+        session = await self._require_session(send, headers, grant, route)
         if session is None:
-            await respond_message(
-                send, 404, jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
-            )
             return
         if session.listening:
             await respond_message(
@@ -663,16 +659,8 @@ class Gateway:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _delete(self, send: Send, headers: dict[str, str], grant: Grant, route: Route) -> None:
-        if not headers.get("mcp-session-id"):
-            await respond_message(
-                send, 400, jsonrpc.error(None, jsonrpc.CONNECTION_CLOSED, "Bad Request: Missing session ID")
-            )
-            return
-        session = self._session_of(headers, grant, route)
+        session = await self._require_session(send, headers, grant, route)
         if session is None:
-            await respond_message(
-                send, 404, jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
-            )
             return
         self.sessions.pop(session.id, None)
         await session.aclose()
@@ -753,12 +741,7 @@ class Gateway:
                 self, grant, targets, message, exchange, call, single=single, timeout=_timeout
             )
         except GatewayRefusal as refusal:
-            call.status, call.error_code = "error", refusal.code
-            await exchange.finish(
-                jsonrpc.error(message["id"], refusal.code, refusal.message, refusal.data),
-                refusal.status,
-                [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()],
-            )
+            await _finish_refused(exchange, message, refusal, call)
             return
         except UpstreamError as exc:
             reply = jsonrpc.error(message["id"], exc.code, str(exc))
@@ -792,12 +775,7 @@ class Gateway:
                 message, sink=exchange.interim, timeout=_timeout(target, method), headers=forwarded
             )
         except GatewayRefusal as refusal:
-            call.status, call.error_code = "error", refusal.code
-            await exchange.finish(
-                jsonrpc.error(message["id"], refusal.code, refusal.message, refusal.data),
-                refusal.status,
-                [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()],
-            )
+            await _finish_refused(exchange, message, refusal, call)
             return
         except UpstreamError as exc:
             reply_message = jsonrpc.error(message["id"], exc.code, str(exc))
@@ -861,6 +839,15 @@ def _allowed_origins(public_url: str, configured: str) -> frozenset[str]:
 
 def _timeout(target: Target, method: str) -> float:
     return 365 * 24 * 3600.0 if method in NO_TIMEOUT_METHODS else target.timeout
+
+
+async def _finish_refused(exchange: Exchange, message: Message, refusal: GatewayRefusal, call: Call) -> None:
+    call.status, call.error_code = "error", refusal.code
+    await exchange.finish(
+        jsonrpc.error(message["id"], refusal.code, refusal.message, refusal.data),
+        refusal.status,
+        [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()],
+    )
 
 
 async def _refuse(send: Send, refusal: GatewayRefusal, request_id: Any) -> None:

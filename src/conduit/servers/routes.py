@@ -116,6 +116,12 @@ def _mcp_out(
     }
 
 
+def _cursor(cursor: str | None) -> int | None:
+    if cursor is not None and not cursor.isdigit():
+        raise Unprocessable("cursor must be a value returned as nextCursor", code="invalid_cursor")
+    return int(cursor) if cursor else None
+
+
 def _tool_status(tool: Tool) -> str:
     return "removed" if tool.removed_at is not None else "active"
 
@@ -445,11 +451,7 @@ async def server_logs(
 ) -> LogPage:
     """Newest first; `nextCursor` gives the next, older page."""
     server = await service.get(session, access.org.id, serverId)
-    if cursor is not None and not cursor.isdigit():
-        raise Unprocessable("cursor must be a value returned as nextCursor", code="invalid_cursor")
-    rows, next_cursor = await service.logs_page(
-        session, server.id, limit=limit, cursor=int(cursor) if cursor else None
-    )
+    rows, next_cursor = await service.logs_page(session, server.id, limit=limit, cursor=_cursor(cursor))
     return LogPage(
         logs=[
             LogEntry(
@@ -488,10 +490,8 @@ async def server_runtime_logs(
     """What a stdio server wrote to stderr while the gateway ran it, newest first. Lines are
     kept as written (up to 4,000 characters): they may carry whatever the server prints."""
     server = await service.get(session, access.org.id, serverId)
-    if cursor is not None and not cursor.isdigit():
-        raise Unprocessable("cursor must be a value returned as nextCursor", code="invalid_cursor")
     rows, next_cursor = await service.logs_page(
-        session, server.id, limit=limit, cursor=int(cursor) if cursor else None, model=ServerLog
+        session, server.id, limit=limit, cursor=_cursor(cursor), model=ServerLog
     )
     return RuntimeLogPage(
         logs=[
