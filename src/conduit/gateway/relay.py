@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -124,7 +125,7 @@ class Session:
         self.version = requested if requested in jsonrpc.HANDSHAKE_VERSIONS else jsonrpc.LATEST_HANDSHAKE
         self.upstreams: dict[str, UpstreamSession] = {}
         self.server_requests: dict[str, tuple[UpstreamSession, Any]] = {}
-        self.inflight: dict[str, asyncio.Task[Any]] = {}
+        self.inflight: dict[str, Guard] = {}
         self.backlog: asyncio.Queue[Message] = asyncio.Queue(maxsize=UNSOLICITED_BACKLOG)
         self.listening = False
         self.initialized = False
@@ -169,8 +170,8 @@ class Session:
             return upstream
 
     async def aclose(self) -> None:
-        for task in self.inflight.values():
-            task.cancel()
+        for guard in self.inflight.values():
+            guard.cancel("session closed")
         upstreams, self.upstreams = list(self.upstreams.values()), {}
         await asyncio.gather(*(u.aclose() for u in upstreams), return_exceptions=True)
 
@@ -456,12 +457,10 @@ class Gateway:
             call = Call(message["method"], request_bytes=size)
             exchange = Exchange(send, sse_ok=accepts(headers, "text/event-stream"), headers=session_header)
             key = str(message["id"])
-            task = asyncio.get_running_loop().create_task(
-                self._serve(session, targets, message, exchange, call)
-            )
-            session.inflight[key] = task
+            guard = Guard()
+            session.inflight[key] = guard
             try:
-                await _until_done_or_gone(task, receive)
+                await guard.run(self._serve(session, targets, message, exchange, call), receive)
             finally:
                 session.inflight.pop(key, None)
                 exchange.close()
@@ -588,9 +587,9 @@ class Gateway:
         method = message["method"]
         if method == "notifications/cancelled":
             request_id = jsonrpc.params_of(message).get("requestId")
-            task = session.inflight.get(str(request_id))
-            if task is not None:
-                task.cancel()
+            guard = session.inflight.get(str(request_id))
+            if guard is not None:
+                guard.cancel("cancelled by the client")
             return
         if method == "notifications/initialized":
             session.initialized = True
@@ -650,9 +649,8 @@ class Gateway:
                     continue
                 await send({"type": "http.response.body", "body": sse_frame(message), "more_body": True})
 
-        task = asyncio.get_running_loop().create_task(pump())
         try:
-            await _until_done_or_gone(task, receive)
+            await Guard().run(pump(), receive)
         finally:
             session.listening = False
             with contextlib.suppress(Exception):
@@ -718,9 +716,8 @@ class Gateway:
         else:
             call.server_id = targets[0].server_id
             work = self._serve_modern(grant, targets[0], headers, message, exchange, call)
-        task = asyncio.get_running_loop().create_task(work)
         try:
-            await _until_done_or_gone(task, receive)
+            await Guard().run(work, receive)
         finally:
             exchange.close()
         self._log(grant, None, call, exchange.response_bytes)
@@ -857,21 +854,40 @@ async def _refuse(send: Send, refusal: GatewayRefusal, request_id: Any) -> None:
     )
 
 
-async def _until_done_or_gone(task: asyncio.Task[Any], receive: Receive) -> None:
-    """Wait for `task`; if the client disconnects first, cancel it (which cancels upstream)."""
-    watcher = asyncio.get_running_loop().create_task(_disconnected(receive))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        watcher.cancel()
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        if not isinstance(exc, asyncio.CancelledError):
+class Guard:
+    """Runs a request's work in the serving task itself (no task of its own to schedule), and
+    cancels it when the client disconnects or cancels the request: the cancellation reaches the
+    upstream call, which tells the upstream."""
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.task.cancel()
+
+    def _gone(self, watcher: asyncio.Task[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None:
+            self.cancel("client went away")
+
+    async def run(self, work: Coroutine[Any, Any, None], receive: Receive) -> None:
+        watcher = asyncio.get_running_loop().create_task(_disconnected(receive))
+        watcher.add_done_callback(self._gone)
+        try:
+            await work
+        except asyncio.CancelledError:
+            if self.reason is None:
+                raise  # the server is stopping: not ours to swallow
+            self.task.uncancel()
+        except Exception as exc:
             log.error("relay_failed", error=repr(exc))
+        finally:
+            watcher.remove_done_callback(self._gone)
+            watcher.cancel()
 
 
 async def _disconnected(receive: Receive) -> None:
