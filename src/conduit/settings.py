@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     smtp_relay_password: SecretStr | None = Field(None, description="SMTP relay password")
     smtp_relay_starttls: bool = Field(True, description="Use STARTTLS with the SMTP relay")
 
+    dns_nameservers: str = Field(
+        "",
+        description="Nameservers for email DNS (domain checks, SPF, DKIM, DMARC): comma-separated "
+        "host[:port] IP addresses; empty: the system's resolvers",
+    )
+    mx_host: str = Field(
+        "mx.conduit.email", description="Host that verified email domains must name in their MX record"
+    )
+
     default_plan: str = Field(
         "free", description="Plan of organizations created by sign-up and the API (init uses enterprise)"
     )
