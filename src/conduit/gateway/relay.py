@@ -140,6 +140,8 @@ class Session:
         (several upstreams would collide) and remember where the answer goes."""
         if jsonrpc.is_request(message):
             gid = f"cnd-s{next(self._ids)}"
+            if len(self.server_requests) >= UNSOLICITED_BACKLOG:  # a client that never answers
+                self.server_requests.pop(next(iter(self.server_requests)))
             self.server_requests[gid] = (upstream, message["id"])
             return jsonrpc.with_id(message, gid)
         return message
@@ -230,7 +232,8 @@ class Gateway:
             await asyncio.sleep(min(30.0, settings.gateway_stdio_idle_seconds / 2))
             now = time.monotonic()
             for session in list(self.sessions.values()):
-                if now - session.last_seen > settings.gateway_session_idle_seconds and not session.inflight:
+                idle = now - session.last_seen > settings.gateway_session_idle_seconds
+                if idle and not session.inflight and not session.listening:
                     self.sessions.pop(session.id, None)
                     await session.aclose()
                     continue
