@@ -30,6 +30,7 @@ from conduit.servers.routes import router as servers_router
 from conduit.settings import Settings
 from conduit.system.routes import router as system_router
 from conduit.web.routes import router as web_router
+from conduit.webhooks.routes import router as webhooks_router
 
 DESCRIPTION = """Conduit is a self-hosted trust gateway for AI-agent integrations.
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(orgs_router)
     app.include_router(admin_router)
     app.include_router(servers_router)
+    app.include_router(webhooks_router)
     app.include_router(web_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

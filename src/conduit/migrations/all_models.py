@@ -7,5 +7,6 @@ from conduit.kit import jobs, ratelimit  # noqa: F401
 from conduit.kit.db import Base
 from conduit.orgs import models as orgs_models  # noqa: F401
 from conduit.servers import models as servers_models  # noqa: F401
+from conduit.webhooks import models as webhooks_models  # noqa: F401
 
 metadata = Base.metadata
