@@ -23,7 +23,7 @@ router = APIRouter()
 DELIVERIES = "/api/v1/webhooks/deliveries"
 TAG = "Webhook deliveries"
 # Reading a delivery log is reading the organization; sending again changes what receivers got.
-READ, REDELIVER = "org:read", "org:update"
+READ, REDELIVER = "webhooks:read", "webhooks:manage"
 DeliveryId = Annotated[str, Path(max_length=64, description="Delivery ID (`whd_...`)")]
 
 
