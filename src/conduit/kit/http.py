@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import typing
 from urllib.parse import urlsplit
@@ -18,6 +19,47 @@ import httpcore
 import httpx
 
 from conduit.kit.errors import Unprocessable
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,4096}$")
+# Hop-by-hop, or set by the HTTP client itself: never a user's to choose.
+HOP_BY_HOP = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+    }
+)
+
+
+def unsendable_headers(
+    headers: typing.Mapping[str, typing.Any],
+    *,
+    reserved: typing.AbstractSet[str] = frozenset(),
+    prefixes: tuple[str, ...] = (),
+) -> list[str]:
+    """Names of user-supplied headers that must not be sent: bad field syntax, a value that is
+    not printable ASCII, hop-by-hop ones, and what the caller `reserved` (lowercase names or
+    name prefixes) because it sets them itself."""
+    return sorted(
+        name
+        for name, value in headers.items()
+        if not HEADER_NAME.match(name)
+        or not isinstance(value, str)
+        or not HEADER_VALUE.match(value)
+        or name.lower() in HOP_BY_HOP
+        or name.lower() in reserved
+        or name.lower().startswith(prefixes)
+    )
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

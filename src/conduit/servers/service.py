@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conduit.billing import service as billing
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
+from conduit.kit.http import unsendable_headers
 from conduit.kit.ids import random_base62
 from conduit.kit.jobs import JobContext, registry
 from conduit.kit.mcp.upstream import UpstreamSpec
@@ -52,24 +53,8 @@ def masked_env(keyring: Keyring, server: Server) -> dict[str, str]:
     return {name: "********" for name in unseal_env(keyring, server)}
 
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# Headers the relay itself sets, or that would change what the HTTP exchange means.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "accept",
-        "connection",
-        "transfer-encoding",
-        "upgrade",
-        "te",
-        "trailer",
-        "keep-alive",
-        "proxy-authorization",
-        "last-event-id",
-    }
-)
+# Set by the relay itself for every upstream request.
+RESERVED_HEADERS = frozenset({"content-type", "accept", "last-event-id"})
 
 
 def _headers_context(org_id: str) -> str:
@@ -79,14 +64,7 @@ def _headers_context(org_id: str) -> str:
 def seal_headers(keyring: Keyring, org_id: str, headers: dict[str, str] | None) -> str | None:
     if not headers:
         return None
-    bad = [
-        name
-        for name, value in headers.items()
-        if not HEADER_NAME.match(name)
-        or name.lower() in RESERVED_HEADERS
-        or name.lower().startswith("mcp-")
-        or any(ch in value for ch in "\r\n\x00")
-    ]
+    bad = unsendable_headers(headers, reserved=RESERVED_HEADERS, prefixes=("mcp-",))
     if bad:
         raise Unprocessable(
             "Headers must be valid HTTP field names and values, and not ones the gateway sets "

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import Conflict, NotFound, Unprocessable
-from conduit.kit.http import validate_target_url
+from conduit.kit.http import unsendable_headers, validate_target_url
 from conduit.kit.ids import new_id
 from conduit.kit.jobs import JobContext, enqueue, registry, retry_delay
 from conduit.kit.ratelimit import RateEvent, record_event
@@ -56,27 +56,9 @@ RATE_WINDOW = timedelta(minutes=1)
 MAX_RATE_LIMIT = 100_000
 SENDER_EXTRA = "webhooks.sender"
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
-HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,4096}$")
 MAX_CUSTOM_HEADERS = 32
-# Set by the engine, hop-by-hop, or able to change what the signed request means.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-    }
-)
+# Set by the engine, or able to change what the signed request means.
+RESERVED_HEADERS = frozenset({"content-type", "content-encoding"})
 RESERVED_PREFIXES = ("webhook-", "proxy-")
 EVENT_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -104,15 +86,7 @@ def validate_custom_headers(headers: Mapping[str, str] | None) -> dict[str, str]
     headers = dict(headers or {})
     if len(headers) > MAX_CUSTOM_HEADERS:
         raise Unprocessable(f"At most {MAX_CUSTOM_HEADERS} custom headers", code="invalid_headers")
-    bad = sorted(
-        name
-        for name, value in headers.items()
-        if not HEADER_NAME.match(name)
-        or not isinstance(value, str)
-        or not HEADER_VALUE.match(value)
-        or name.lower() in RESERVED_HEADERS
-        or name.lower().startswith(RESERVED_PREFIXES)
-    )
+    bad = unsendable_headers(headers, reserved=RESERVED_HEADERS, prefixes=RESERVED_PREFIXES)
     if bad:
         raise Unprocessable(
             "Custom headers must be valid HTTP field names with printable ASCII values, and not "
