@@ -12,6 +12,7 @@ from fastapi import FastAPI
 import conduit
 from conduit.admin.routes import ERROR_STYLES as ADMIN_ERROR_STYLES
 from conduit.admin.routes import router as admin_router
+from conduit.email.routes import router as email_router
 from conduit.gateway.relay import Gateway, GatewayMiddleware
 from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
 from conduit.identity.routes import router as identity_router
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)
     app.include_router(identity_router)
+    app.include_router(email_router)
     app.include_router(orgs_router)
     app.include_router(admin_router)
     app.include_router(servers_router)

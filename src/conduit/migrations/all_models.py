@@ -2,6 +2,7 @@
 
 from conduit.admin import models as admin_models  # noqa: F401
 from conduit.billing import models as billing_models  # noqa: F401
+from conduit.email import models as email_models  # noqa: F401
 from conduit.identity import models as identity_models  # noqa: F401
 from conduit.kit import jobs, ratelimit  # noqa: F401
 from conduit.kit.db import Base

@@ -51,14 +51,15 @@ class DmarcRecord:
 
 
 @cache
-def _public_suffixes() -> PublicSuffixList:
+def public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List, loaded once (DMARC and domain claims share it)."""
     return PublicSuffixList()
 
 
 def organizational_domain(domain: str) -> str:
     """The registered domain (RFC 7489 3.2): one label below the longest public suffix."""
     domain = normalize_host(domain)
-    return _public_suffixes().privatesuffix(domain) or domain
+    return public_suffixes().privatesuffix(domain) or domain
 
 
 def aligned(domain: str, from_domain: str, *, strict: bool) -> bool:

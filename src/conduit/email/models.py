@@ -1,0 +1,65 @@
+"""Email ingress tables: the domains an account claims and proves by DNS, and the SMTP security
+policies its email webhooks apply to incoming mail.
+
+Each section is one resource of seed 002; the email webhooks' tables join this module in a section
+of their own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from conduit.kit.clock import utcnow
+from conduit.kit.db import Base, JSONType
+from conduit.kit.ids import new_id
+
+# --- Domains -------------------------------------------------------------------------------
+
+
+class Domain(Base):
+    """A domain claimed by one account; `verified` once its TXT token and MX record are in DNS.
+
+    `name` is the lowercase A-label form (IDNA), unique across accounts: a domain has one owner.
+    The token is not a secret: the user publishes it in DNS.
+    """
+
+    __tablename__ = "email_domains"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("dom"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    verification_token: Mapped[str] = mapped_column(String(64))
+    verified: Mapped[bool] = mapped_column(default=False)
+    verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- SMTP policies -------------------------------------------------------------------------
+
+
+class SmtpPolicy(Base):
+    """Checks an incoming message must pass before an email webhook delivers it.
+
+    Lists are stored normalized (domains as A-labels, networks as CIDRs); an empty list is no
+    restriction. The SMTP password is stored as an argon2id hash only.
+    """
+
+    __tablename__ = "smtp_policies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pol"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    require_spf: Mapped[bool] = mapped_column(default=False)
+    allowed_spf_domains: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    require_dkim: Mapped[bool] = mapped_column(default=False)
+    allowed_dkim_domains: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    allowed_source_ips: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    require_smtp_auth: Mapped[bool] = mapped_column(default=False)
+    smtp_username: Mapped[str | None] = mapped_column(String(128))
+    smtp_password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
