@@ -6,7 +6,7 @@ INSTALLED   := $(VENV)/.installed
 NODE_STAMP  := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run install test test-sqlite test-postgres lint fmt bench conformance clean
+.PHONY: run install test test-sqlite test-postgres lint fmt bench conformance clean system-tools
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(INSTALLED): pyproject.toml
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+# Debian packages the tests drive for real (swaks, the SMTP client); PostgreSQL comes with
+# scripts/postgres.sh. Idempotent: a no-op once installed.
+system-tools:
+	@scripts/install-swaks.sh
 
 install: $(INSTALLED) $(NODE_STAMP)
 
@@ -31,10 +36,10 @@ lint: $(INSTALLED)
 
 test: lint test-sqlite test-postgres
 
-test-sqlite: $(INSTALLED) $(NODE_STAMP)
+test-sqlite: $(INSTALLED) $(NODE_STAMP) system-tools
 	CONDUIT_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: $(INSTALLED) $(NODE_STAMP)
+test-postgres: $(INSTALLED) $(NODE_STAMP) system-tools
 	CONDUIT_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" $(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: $(INSTALLED)

@@ -73,6 +73,24 @@ class Settings(BaseSettings):
     smtp_relay_password: SecretStr | None = Field(None, description="SMTP relay password")
     smtp_relay_starttls: bool = Field(True, description="Use STARTTLS with the SMTP relay")
 
+    smtp_enabled: bool = Field(True, description="Run the SMTP server (email ingress) inside `conduit serve`")
+    smtp_host: str = Field("127.0.0.1", description="Address the SMTP server binds to")
+    smtp_port: int = Field(
+        2525, ge=0, le=65535, description="Port the SMTP server listens on (25 for a public MX; 0: any)"
+    )
+    smtp_hostname: str | None = Field(
+        None, description="Name in the SMTP greeting and EHLO reply; default: the MX host, else localhost"
+    )
+    smtp_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain for STARTTLS; default: a self-signed one generated once "
+        "into the data directory",
+    )
+    smtp_tls_key: Path | None = Field(None, description="PEM private key of the STARTTLS certificate")
+    smtp_max_message_bytes: int = Field(
+        25 << 20, ge=1024, description="Largest message the SMTP server accepts (advertised as SIZE)"
+    )
+
     dns_nameservers: str = Field(
         "",
         description="Nameservers for email DNS (domain checks, SPF, DKIM, DMARC): comma-separated "
@@ -80,6 +98,11 @@ class Settings(BaseSettings):
     )
     mx_host: str = Field(
         "mx.conduit.email", description="Host that verified email domains must name in their MX record"
+    )
+    public_email_domains: str = Field(
+        "",
+        description="Comma-separated domains of the operator on which any account may create email "
+        "webhook addresses, without claiming them; listed to every account with is_public: true",
     )
 
     default_plan: str = Field(
