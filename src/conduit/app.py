@@ -84,11 +84,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(system_router)
     app.include_router(identity_router)
+    # Before the email routes: `/api/v1/webhooks/deliveries` is not an email webhook's `{id}`.
+    app.include_router(webhooks_router)
     app.include_router(email_router)
     app.include_router(orgs_router)
     app.include_router(admin_router)
     app.include_router(servers_router)
-    app.include_router(webhooks_router)
     app.include_router(web_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

@@ -1,9 +1,10 @@
-"""Seed 002's Domains and SMTP Policies groups, as a contract: every endpoint at its documented
+"""Seed 002's Domains, SMTP Policies and Webhooks groups, as a contract: every endpoint at its documented
 method, path, operationId and statuses, with the documented field names, and every one refusing
 anonymous and stale callers with a 401 in the documented error shape."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -26,6 +27,14 @@ SEED_002_EMAIL_ENDPOINTS = [
     ("GET", "/api/v1/smtp-policies/{id}", "getSmtpSecurityPolicy", "SMTP Policies"),
     ("PUT", "/api/v1/smtp-policies/{id}", "updateSmtpSecurityPolicy", "SMTP Policies"),
     ("DELETE", "/api/v1/smtp-policies/{id}", "deleteSmtpSecurityPolicy", "SMTP Policies"),
+    ("GET", "/api/v1/webhooks", "listWebhooks", "Webhooks"),
+    ("POST", "/api/v1/webhooks", "createWebhook", "Webhooks"),
+    ("GET", "/api/v1/webhooks/{id}", "getWebhook", "Webhooks"),
+    ("PUT", "/api/v1/webhooks/{id}", "updateWebhook", "Webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}", "deleteWebhook", "Webhooks"),
+    ("GET", "/api/v1/webhooks/{id}/logs", "listDeliveryLogs", "Webhooks"),
+    ("GET", "/api/v1/webhooks/{id}/logs/{logId}", "getDeliveryLog", "Webhooks"),
+    ("POST", "/api/v1/webhooks/{id}/simulate", "simulateWebhook", "Webhooks"),
 ]
 
 # The seed's statuses, plus the 409 the issue adds for deleting a policy in use.
@@ -40,6 +49,14 @@ DOCUMENTED_STATUSES = {
     "getSmtpSecurityPolicy": {"200", "401", "404"},
     "updateSmtpSecurityPolicy": {"200", "401", "404", "422"},
     "deleteSmtpSecurityPolicy": {"204", "401", "404", "409"},
+    "listWebhooks": {"200", "401"},
+    "createWebhook": {"201", "401", "409", "422"},
+    "getWebhook": {"200", "401", "404"},
+    "updateWebhook": {"200", "401", "404", "409", "422"},
+    "deleteWebhook": {"204", "401", "404"},
+    "listDeliveryLogs": {"200", "401", "404"},
+    "getDeliveryLog": {"200", "401", "404"},
+    "simulateWebhook": {"200", "401", "404"},
 }
 
 DOMAIN_RESPONSE = {
@@ -63,10 +80,36 @@ POLICY_REQUEST = {
     "smtp_credentials",
 }
 POLICY_RESPONSE = POLICY_REQUEST | {"created_at", "id", "updated_at"}
+WEBHOOK_REQUEST = {
+    "active",
+    "address",
+    "custom_headers",
+    "name",
+    "payload_template",
+    "rate_limit",
+    "secret",
+    "smtp_security_policy_id",
+    "target_url",
+}
+WEBHOOK_RESPONSE = WEBHOOK_REQUEST | {"created_at", "id", "updated_at"}
+DELIVERY_LOG_RESPONSE = {
+    "attempted_at",
+    "duration_ms",
+    "error",
+    "http_status",
+    "id",
+    "sender",
+    "simulated",
+    "smtp_message_id",
+    "webhook_id",
+}
 REQUEST_FIELDS = {
     "createDomainClaim": {"name"},
     "createSmtpSecurityPolicy": POLICY_REQUEST,
     "updateSmtpSecurityPolicy": POLICY_REQUEST,
+    "createWebhook": WEBHOOK_REQUEST,
+    "updateWebhook": WEBHOOK_REQUEST | {"clear_security_policy"},
+    "simulateWebhook": {"from", "subject", "text"},
 }
 RESPONSE_FIELDS = {
     "listDomains": DOMAIN_RESPONSE,
@@ -77,6 +120,13 @@ RESPONSE_FIELDS = {
     "createSmtpSecurityPolicy": POLICY_RESPONSE,
     "getSmtpSecurityPolicy": POLICY_RESPONSE,
     "updateSmtpSecurityPolicy": POLICY_RESPONSE,
+    "listWebhooks": WEBHOOK_RESPONSE,
+    "createWebhook": WEBHOOK_RESPONSE,
+    "getWebhook": WEBHOOK_RESPONSE,
+    "updateWebhook": WEBHOOK_RESPONSE,
+    "listDeliveryLogs": DELIVERY_LOG_RESPONSE,
+    "getDeliveryLog": DELIVERY_LOG_RESPONSE,
+    "simulateWebhook": {"duration_ms", "error", "http_status", "simulated"},
 }
 
 AUTHENTICATED = [
@@ -90,6 +140,14 @@ AUTHENTICATED = [
     ("GET", "/api/v1/smtp-policies/pol_anything", None),
     ("PUT", "/api/v1/smtp-policies/pol_anything", {"name": "p"}),
     ("DELETE", "/api/v1/smtp-policies/pol_anything", None),
+    ("GET", "/api/v1/webhooks", None),
+    ("POST", "/api/v1/webhooks", {"address": "a@example.com", "target_url": "https://example.com/"}),
+    ("GET", "/api/v1/webhooks/whk_anything", None),
+    ("PUT", "/api/v1/webhooks/whk_anything", {"name": "w"}),
+    ("DELETE", "/api/v1/webhooks/whk_anything", None),
+    ("GET", "/api/v1/webhooks/whk_anything/logs", None),
+    ("GET", "/api/v1/webhooks/whk_anything/logs/wha_anything", None),
+    ("POST", "/api/v1/webhooks/whk_anything/simulate", {}),
 ]
 
 
@@ -123,9 +181,11 @@ def test_every_seed_endpoint_is_documented(
         if status.startswith(("4", "5")):
             error = _schema(openapi, response["content"]["application/json"]["schema"])
             assert {"code", "error"} <= set(error["properties"]), (operation_id, status)
-    if path.endswith("{id}") or path.endswith("{id}/verify"):
-        [parameter] = operation["parameters"]
-        assert (parameter["name"], parameter["in"], parameter["required"]) == ("id", "path", True)
+    in_path = {(p["name"], p["required"]) for p in operation.get("parameters", []) if p["in"] == "path"}
+    assert in_path == {(name, True) for name in re.findall(r"{(\w+)}", path)}
+    if operation_id == "listDeliveryLogs":
+        in_query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        assert in_query == {"page", "page_size"}
     if operation_id in REQUEST_FIELDS:
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert set(_schema(openapi, body)["properties"]) == REQUEST_FIELDS[operation_id]

@@ -1,15 +1,15 @@
 """Email ingress tables: the domains an account claims and proves by DNS, and the SMTP security
 policies its email webhooks apply to incoming mail.
 
-Each section is one resource of seed 002; the email webhooks' tables join this module in a section
-of their own.
+Each section is one resource of seed 002; an email webhook pairs an address with an endpoint of
+the webhook engine, which owns its URL, secret, headers, rate limit and delivery log.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conduit.kit.clock import utcnow
@@ -61,5 +61,33 @@ class SmtpPolicy(Base):
     require_smtp_auth: Mapped[bool] = mapped_column(default=False)
     smtp_username: Mapped[str | None] = mapped_column(String(128))
     smtp_password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- Email webhooks ------------------------------------------------------------------------
+
+
+class EmailWebhook(Base):
+    """Mail to `address` goes to the webhook engine's endpoint `endpoint_id` (of the account's
+    personal organization), passed through `smtp_security_policy_id` when set.
+
+    `address_key` is the routing form (lowercase local part, A-label domain), unique: an address
+    has one webhook. A policy in use cannot be deleted (no ON DELETE action on purpose).
+    """
+
+    __tablename__ = "email_webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("whk"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), unique=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(320))
+    address_key: Mapped[str] = mapped_column(String(320), unique=True)
+    payload_template: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    smtp_security_policy_id: Mapped[str | None] = mapped_column(ForeignKey("smtp_policies.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,4 +1,4 @@
-"""HTTP endpoints of seed 002's email groups: Domains and SMTP Policies.
+"""HTTP endpoints of seed 002's email groups: Domains, SMTP Policies and Webhooks.
 
 Every resource belongs to the calling account; another account's is a 404. Each group is one
 section below, with its own tag.
@@ -6,23 +6,32 @@ section below, with its own tag.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conduit.email import service
-from conduit.email.models import SmtpPolicy
+from conduit.email.models import EmailWebhook, SmtpPolicy
 from conduit.email.schemas import (
     CreateSmtpPolicyRequest,
+    CreateWebhookRequest,
+    DeliveryLogResponse,
     DomainClaimRequest,
     DomainResponse,
+    SimulateWebhookRequest,
+    SimulateWebhookResponse,
     SmtpSecurityPolicyResponse,
     UpdateSmtpPolicyRequest,
+    UpdateWebhookRequest,
+    WebhookResponse,
 )
 from conduit.identity.auth import AccountPrincipalDep, ClientDep, Principal, RuntimeDep
 from conduit.kit.db import SessionDep
 from conduit.kit.errors import responses
+from conduit.kit.runtime import Runtime
+from conduit.webhooks import service as webhooks
+from conduit.webhooks.models import WebhookEndpoint
 
 router = APIRouter(prefix="/api/v1")
 NO_CONTENT = status.HTTP_204_NO_CONTENT
@@ -136,8 +145,8 @@ async def delete_domain(
 
 
 async def _end_transaction(session: AsyncSession) -> None:
-    """Commit what the request read so far before DNS lookups, which can take seconds: no
-    transaction (on SQLite a POST's holds the write lock) stays open meanwhile."""
+    """Commit what the request read so far before DNS lookups or a webhook delivery, which can
+    take seconds: no transaction (on SQLite a POST's holds the write lock) stays open meanwhile."""
     await session.commit()
 
 
@@ -272,3 +281,212 @@ async def delete_smtp_policy(
     """409 while an email webhook uses the policy."""
     await service.delete_policy(session, principal, id, client)
     return Response(status_code=NO_CONTENT)
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+WEBHOOKS_TAG = "Webhooks"
+WebhookId = Annotated[str, Path(max_length=64, description="Webhook ID")]
+LogId = Annotated[str, Path(alias="logId", max_length=64, description="Delivery log entry ID")]
+# The body is optional: each field has a default.
+SIMULATE_DEFAULTS = SimulateWebhookRequest()
+
+
+def webhook_response(
+    runtime: Runtime, webhook: EmailWebhook, endpoint: WebhookEndpoint, secret: str | None = None
+) -> WebhookResponse:
+    return WebhookResponse(
+        active=webhook.active,
+        address=webhook.address,
+        created_at=webhook.created_at,
+        custom_headers=webhooks.custom_headers(runtime.keyring, endpoint),
+        id=webhook.id,
+        name=webhook.name,
+        payload_template=webhook.payload_template,
+        rate_limit=endpoint.rate_limit,
+        secret=secret,
+        smtp_security_policy_id=webhook.smtp_security_policy_id,
+        target_url=endpoint.url,
+        updated_at=webhook.updated_at,
+    )
+
+
+def delivery_log_response(webhook: EmailWebhook, entry: service.DeliveryLogEntry) -> DeliveryLogResponse:
+    attributes = entry.delivery.attributes
+    return DeliveryLogResponse(
+        attempted_at=entry.attempt.attempted_at,
+        duration_ms=entry.attempt.duration_ms,
+        error=entry.attempt.error,
+        http_status=entry.attempt.status_code,
+        id=entry.attempt.id,
+        sender=attributes.get("sender"),
+        simulated=entry.delivery.simulated,
+        smtp_message_id=attributes.get("smtp_message_id"),
+        webhook_id=webhook.id,
+    )
+
+
+@router.get(
+    "/webhooks",
+    tags=[WEBHOOKS_TAG],
+    operation_id="listWebhooks",
+    summary="List webhooks",
+    response_model=list[WebhookResponse],
+    responses=responses(401, 403),
+)
+async def list_webhooks(
+    principal: AccountPrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> list[WebhookResponse]:
+    """The account's email webhooks, oldest first; `secret` is null (it is shown once)."""
+    found = []
+    for webhook in await service.list_webhooks(session, _account_id(principal)):
+        endpoint = await service.endpoint_of(session, webhook)
+        found.append(webhook_response(runtime, webhook, endpoint))
+    return found
+
+
+@router.post(
+    "/webhooks",
+    tags=[WEBHOOKS_TAG],
+    operation_id="createWebhook",
+    summary="Create webhook",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookResponse,
+    responses=responses(401, 403, 409, 422),
+)
+async def create_webhook(
+    body: CreateWebhookRequest,
+    principal: AccountPrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    client: ClientDep,
+) -> WebhookResponse:
+    """Mail to `address` (on a verified domain of your account, or a public domain) is POSTed to
+    `target_url` as JSON, signed per Standard Webhooks with `secret`, which this response shows
+    once. 409 if the address already has a webhook; 422 for an address off your domains, a
+    `payload_template` that does not render JSON, or custom headers that cannot be sent."""
+    fields = cast(service.WebhookFields, body.model_dump())
+    webhook, endpoint, secret = await service.create_webhook(session, runtime, principal, fields, client)
+    return webhook_response(runtime, webhook, endpoint, secret)
+
+
+@router.get(
+    "/webhooks/{id}",
+    tags=[WEBHOOKS_TAG],
+    operation_id="getWebhook",
+    summary="Get webhook",
+    response_model=WebhookResponse,
+    responses=responses(401, 403, 404, 422),
+)
+async def get_webhook(
+    id: WebhookId, principal: AccountPrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> WebhookResponse:
+    webhook = await service.get_webhook(session, _account_id(principal), id)
+    return webhook_response(runtime, webhook, await service.endpoint_of(session, webhook))
+
+
+@router.put(
+    "/webhooks/{id}",
+    tags=[WEBHOOKS_TAG],
+    operation_id="updateWebhook",
+    summary="Update webhook",
+    response_model=WebhookResponse,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def update_webhook(
+    id: WebhookId,
+    body: UpdateWebhookRequest,
+    principal: AccountPrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    client: ClientDep,
+) -> WebhookResponse:
+    """Fields left out are unchanged; `clear_security_policy` detaches the policy. A new `secret`
+    is shown in this response; the old one keeps signing too for 24 hours."""
+    fields = cast(service.WebhookFields, body.model_dump(exclude_unset=True))
+    webhook, endpoint, secret = await service.update_webhook(session, runtime, principal, id, fields, client)
+    return webhook_response(runtime, webhook, endpoint, secret)
+
+
+@router.delete(
+    "/webhooks/{id}",
+    tags=[WEBHOOKS_TAG],
+    operation_id="deleteWebhook",
+    summary="Delete webhook",
+    status_code=NO_CONTENT,
+    responses=responses(401, 403, 404, 422),
+)
+async def delete_webhook(
+    id: WebhookId, principal: AccountPrincipalDep, session: SessionDep, client: ClientDep
+) -> Response:
+    """Deletes its delivery log too; the address takes no more mail."""
+    await service.delete_webhook(session, principal, id, client)
+    return Response(status_code=NO_CONTENT)
+
+
+@router.get(
+    "/webhooks/{id}/logs",
+    tags=[WEBHOOKS_TAG],
+    operation_id="listDeliveryLogs",
+    summary="List delivery logs for a webhook",
+    response_model=list[DeliveryLogResponse],
+    responses=responses(401, 403, 404, 422),
+)
+async def list_delivery_logs(
+    id: WebhookId,
+    principal: AccountPrincipalDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=10_000, description="Page number (1-based)")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100, description="Number of results per page")] = 50,
+) -> list[DeliveryLogResponse]:
+    """One entry per HTTP attempt, newest first."""
+    webhook = await service.get_webhook(session, _account_id(principal), id)
+    entries = await service.delivery_log_page(session, webhook, page=page, page_size=page_size)
+    return [delivery_log_response(webhook, entry) for entry in entries]
+
+
+@router.get(
+    "/webhooks/{id}/logs/{logId}",
+    tags=[WEBHOOKS_TAG],
+    operation_id="getDeliveryLog",
+    summary="Get a single delivery log entry",
+    response_model=DeliveryLogResponse,
+    responses=responses(401, 403, 404, 422),
+)
+async def get_delivery_log(
+    id: WebhookId, log_id: LogId, principal: AccountPrincipalDep, session: SessionDep
+) -> DeliveryLogResponse:
+    webhook = await service.get_webhook(session, _account_id(principal), id)
+    return delivery_log_response(webhook, await service.delivery_log_entry(session, webhook, log_id))
+
+
+@router.post(
+    "/webhooks/{id}/simulate",
+    tags=[WEBHOOKS_TAG],
+    operation_id="simulateWebhook",
+    summary="Simulate an incoming email and trigger the webhook",
+    response_model=SimulateWebhookResponse,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def simulate_webhook(
+    id: WebhookId,
+    principal: AccountPrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: SimulateWebhookRequest = SIMULATE_DEFAULTS,
+) -> SimulateWebhookResponse:
+    """Constructs a synthetic email message and delivers it to the webhook target now (one
+    attempt, no retries), recording the result in the delivery log with a simulated flag. The
+    receiver's answer is in `http_status` / `error`; 409 if delivery is disabled (after the
+    receiver answered 410 Gone, say: updating the webhook with `active: true` enables it again)."""
+    webhook = await service.get_webhook(session, _account_id(principal), id)
+    message = service.SimulatedMessage(body.from_, body.subject, body.text)
+    simulation = await service.prepare_simulation(session, webhook, message)
+    await _end_transaction(session)
+    entry = await service.simulate(session, runtime, simulation)
+    return SimulateWebhookResponse(
+        duration_ms=entry.attempt.duration_ms,
+        error=entry.attempt.error,
+        http_status=entry.attempt.status_code,
+        simulated=entry.delivery.simulated,
+    )

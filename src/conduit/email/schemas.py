@@ -95,3 +95,94 @@ class SmtpSecurityPolicyResponse(BaseModel):
     smtp_credentials: str | None = Field(description="`username:********`; null: none set")
     created_at: datetime
     updated_at: datetime
+
+
+# --- Email webhooks ------------------------------------------------------------------------
+
+_ADDRESS = (
+    "The address mail arrives at, on a verified domain of your account or a public domain; one "
+    "webhook per address (local parts compare case-insensitively)"
+)
+_TARGET_URL = "Where the webhook POSTs each message (https; private addresses are refused)"
+_SECRET = (
+    "Signing secret (`whsec_` + base64, Standard Webhooks); generated when absent. Shown only in the "
+    "response that sets it"
+)
+_CUSTOM_HEADERS = "Sent with every delivery; not hop-by-hop, Content-*, Host or webhook-* headers"
+_TEMPLATE = (
+    "A Jinja2 template (sandboxed) rendering the JSON body from `payload`, the message as it would "
+    'be sent otherwise, e.g. `{"subject": {{ payload.subject | tojson }}}`; empty: that payload'
+)
+_RATE_LIMIT = "Deliveries per minute; more wait their turn. 0 or null: unlimited"
+_POLICY = "An SMTP security policy of your account that incoming mail must pass"
+TEMPLATE_MAX = 65_536
+
+
+class CreateWebhookRequest(BaseModel):
+    active: bool = Field(True, description="An inactive webhook's address takes no mail")
+    address: str = Field(min_length=3, max_length=320, description=_ADDRESS)
+    custom_headers: dict[str, str] | None = Field(None, description=_CUSTOM_HEADERS)
+    name: str | None = Field(None, min_length=1, max_length=200, description="Defaults to the address")
+    payload_template: str | None = Field(None, max_length=TEMPLATE_MAX, description=_TEMPLATE)
+    rate_limit: int | None = Field(None, description=_RATE_LIMIT)
+    secret: str | None = Field(None, max_length=200, description=_SECRET)
+    smtp_security_policy_id: str | None = Field(None, max_length=64, description=_POLICY)
+    target_url: str = Field(min_length=1, max_length=2048, description=_TARGET_URL)
+
+
+class UpdateWebhookRequest(BaseModel):
+    """Fields left out are unchanged. Null or empty `custom_headers` and `payload_template` remove
+    them; a new `secret` replaces the old one, which keeps signing too for 24 hours."""
+
+    active: bool | None = None
+    address: str | None = Field(None, min_length=3, max_length=320, description=_ADDRESS)
+    clear_security_policy: bool | None = Field(None, description="Detach the SMTP security policy")
+    custom_headers: dict[str, str] | None = Field(None, description=_CUSTOM_HEADERS)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    payload_template: str | None = Field(None, max_length=TEMPLATE_MAX, description=_TEMPLATE)
+    rate_limit: int | None = Field(None, description=_RATE_LIMIT)
+    secret: str | None = Field(None, max_length=200, description=_SECRET)
+    smtp_security_policy_id: str | None = Field(None, max_length=64, description=_POLICY)
+    target_url: str | None = Field(None, min_length=1, max_length=2048, description=_TARGET_URL)
+
+
+class WebhookResponse(BaseModel):
+    active: bool
+    address: str
+    created_at: datetime
+    custom_headers: dict[str, str]
+    id: str
+    name: str
+    payload_template: str | None
+    rate_limit: int | None = Field(description="Deliveries per minute; null: unlimited")
+    secret: str | None = Field(description="Only in the response that creates or replaces it; null otherwise")
+    smtp_security_policy_id: str | None
+    target_url: str
+    updated_at: datetime
+
+
+class DeliveryLogResponse(BaseModel):
+    attempted_at: datetime
+    duration_ms: int
+    error: str | None = Field(description="Why the attempt failed; null when the receiver answered 2xx")
+    http_status: int | None = Field(description="The receiver's status; null when none came back")
+    id: str
+    sender: str | None = Field(description="The envelope sender of the message")
+    simulated: bool = Field(description="Sent by POST /webhooks/{id}/simulate")
+    smtp_message_id: str | None = Field(description="The message's Message-ID header")
+    webhook_id: str
+
+
+class SimulateWebhookRequest(BaseModel):
+    from_: str = Field(
+        "sender@example.com", alias="from", max_length=320, description="The sender of the synthetic message"
+    )
+    subject: str = Field("Test message from Conduit", max_length=998)
+    text: str = Field("This is a simulated message.", max_length=100_000, description="Plain-text body")
+
+
+class SimulateWebhookResponse(BaseModel):
+    duration_ms: int
+    error: str | None
+    http_status: int | None
+    simulated: bool

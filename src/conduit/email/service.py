@@ -2,7 +2,8 @@
 which addresses Conduit takes mail for, and SMTP security policies with their evaluation.
 
 Functions take the request's session and never commit. The SMTP server uses `domain_for_address`,
-`verify_smtp_credentials` and `evaluate_policy`; the email webhooks plug into `policy_in_use`.
+`verify_smtp_credentials`, `evaluate_policy` and `webhook_for_recipient`; email webhooks are
+addresses routed to endpoints of the webhook engine, which owns their delivery.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from typing import Any, Literal, TypedDict
 
 import idna
 import structlog
+from jinja2 import Template, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +32,8 @@ from conduit.email.auth.dkim import DkimResult
 from conduit.email.auth.dmarc import public_suffixes
 from conduit.email.auth.spf import SpfResult
 from conduit.email.dns import DnsResolver, VerificationResult, normalize_host, verify_domain
-from conduit.email.models import Domain, SmtpPolicy
+from conduit.email.message import build_payload, normalize_recipient, parse_message
+from conduit.email.models import Domain, EmailWebhook, SmtpPolicy
 from conduit.identity import audit
 from conduit.identity.auth import ClientInfo, Principal
 from conduit.kit.clock import utcnow
@@ -34,7 +41,10 @@ from conduit.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conduit.kit.ids import random_base62
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import constant_time_equals, hash_password, verify_password
+from conduit.orgs.service import personal_org_id
 from conduit.settings import Settings
+from conduit.webhooks import service as webhooks
+from conduit.webhooks.models import ACTIVE, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = structlog.get_logger("conduit.email")
 
@@ -789,3 +799,399 @@ def _check_dkim(policy: SmtpPolicy, results: Sequence[DkimResult]) -> PolicyDeci
     if any(result.result == "pass" for result in results):
         return _refuse("dkim", 550, "5.7.21", "No acceptable DKIM signature: none is from an accepted domain")
     return _refuse("dkim", 550, "5.7.20", "No passing DKIM signature found")
+
+
+# --- Email webhooks ------------------------------------------------------------------------
+
+EMAIL_ENDPOINT_KIND = "email"
+EMAIL_EVENT_TYPE = "email.received"
+TEMPLATE_OUTPUT_MAX = 1_048_576
+# Autoescaping is for HTML; a template writes JSON and escapes with `tojson`.
+_TEMPLATES = ImmutableSandboxedEnvironment(autoescape=False)
+
+
+class WebhookFields(TypedDict, total=False):
+    """An email webhook's fields as the API sends them; on update, a field left out is unchanged."""
+
+    active: bool | None
+    address: str | None
+    clear_security_policy: bool | None
+    custom_headers: dict[str, str] | None
+    name: str | None
+    payload_template: str | None
+    rate_limit: int | None
+    secret: str | None
+    smtp_security_policy_id: str | None
+    target_url: str | None
+
+
+@dataclass(frozen=True)
+class SimulatedMessage:
+    sender: str
+    subject: str
+    text: str
+
+
+class InvalidTemplate(Unprocessable):
+    code, message = "invalid_payload_template", "payload_template is not a valid template"
+
+
+def _template_error(message: str) -> InvalidTemplate:
+    return InvalidTemplate(
+        message, detail=[{"loc": ["body", "payload_template"], "msg": message, "type": InvalidTemplate.code}]
+    )
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    try:
+        return _TEMPLATES.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise _template_error(f"payload_template line {exc.lineno}: {exc.message}") from None
+
+
+def render_payload(template: str | None, payload: dict[str, Any]) -> dict[str, Any] | bytes:
+    """The body an email webhook sends: `payload` itself, or what `template` renders from it,
+    which must be JSON (else `InvalidTemplate`)."""
+    if not template:
+        return payload
+    try:
+        body = _compiled(template).render(payload=payload)
+    except InvalidTemplate:
+        raise
+    except SecurityError as exc:
+        raise _template_error(f"payload_template does something the sandbox forbids: {exc}") from None
+    except Exception as exc:  # a template fails in as many ways as Python code does
+        raise _template_error(f"payload_template failed to render: {type(exc).__name__}: {exc}") from None
+    if len(body) > TEMPLATE_OUTPUT_MAX:
+        raise _template_error(f"payload_template renders more than {TEMPLATE_OUTPUT_MAX} characters")
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        raise _template_error(f"payload_template does not render JSON: {exc}") from None
+    return body.encode()
+
+
+def simulated_payload(address: str, message: SimulatedMessage) -> dict[str, Any]:
+    """The payload of a synthetic message to `address`, as the SMTP server would build it."""
+    email = EmailMessage()
+    email["From"] = message.sender
+    email["To"] = address
+    email["Subject"] = message.subject
+    email["Date"] = format_datetime(utcnow())
+    email["Message-ID"] = make_msgid(domain="simulated.conduit.invalid")
+    email.set_content(message.text)
+    parsed = parse_message(email.as_bytes())
+    recipient = normalize_recipient(address)
+    envelope = {
+        "from": message.sender,
+        "to": [address],
+        "recipients": [{"address": address, "routed_to": recipient.address, "tag": recipient.tag}],
+        "remote_ip": "127.0.0.1",
+        "helo": "simulated.conduit.invalid",
+        "tls": False,
+        "tls_version": None,
+        "tls_cipher": None,
+        "auth_user": None,
+        "simulated": True,
+    }
+    auth = {"spf": {"result": "none"}, "dkim": [], "dmarc": {"result": "none"}}
+    return build_payload(envelope=envelope, auth=auth, parsed=parsed)
+
+
+SAMPLE_MESSAGE = SimulatedMessage("alice@example.org", "Quarterly report", "Hi Bob.\n")
+
+
+def validate_template(template: str | None, address: str) -> str | None:
+    """The template to store (None for none); it must render JSON from a sample message."""
+    if not template:
+        return None
+    render_payload(template, simulated_payload(address, SAMPLE_MESSAGE))
+    return template
+
+
+def _webhook_not_found() -> NotFound:
+    return NotFound("Webhook not found", code="webhook_not_found")
+
+
+def _address_key(address: str) -> tuple[str, str]:
+    """`(address, routing key)`: the address as stored, and its form with the local part lowercase."""
+    local, domain = split_address(address)
+    return f"{local}@{domain}", f"{local.lower()}@{domain}"
+
+
+def _address_taken(address: str) -> Conflict:
+    return Conflict(f"{address} already has a webhook", code="address_taken")
+
+
+async def _owned_policy_id(session: AsyncSession, account_id: str, policy_id: str) -> str:
+    policy = await session.get(SmtpPolicy, policy_id)
+    if policy is None or policy.account_id != account_id:
+        raise _field_error(
+            "smtp_security_policy_id",
+            "smtp_security_policy_id is not an SMTP security policy of your account",
+            "policy_not_found",
+        )
+    return policy.id
+
+
+async def _org_of(session: AsyncSession, account_id: str) -> str:
+    org_id = await personal_org_id(session, account_id)
+    if org_id is None:
+        raise Conflict("Your account has no personal organization to own webhooks", code="no_personal_org")
+    return org_id
+
+
+async def list_webhooks(session: AsyncSession, account_id: str) -> list[EmailWebhook]:
+    rows = await session.scalars(
+        select(EmailWebhook)
+        .where(EmailWebhook.account_id == account_id)
+        .order_by(EmailWebhook.created_at, EmailWebhook.id)
+    )
+    return list(rows.all())
+
+
+async def get_webhook(session: AsyncSession, account_id: str, webhook_id: str) -> EmailWebhook:
+    webhook = await session.get(EmailWebhook, webhook_id)
+    if webhook is None or webhook.account_id != account_id:
+        raise _webhook_not_found()
+    return webhook
+
+
+async def endpoint_of(session: AsyncSession, webhook: EmailWebhook) -> WebhookEndpoint:
+    endpoint = await session.get(WebhookEndpoint, webhook.endpoint_id)
+    if endpoint is None:  # deleted with its organization, this webhook with it
+        raise _webhook_not_found()
+    return endpoint
+
+
+async def _claim_address(
+    session: AsyncSession, settings: Settings, account_id: str, address: str, webhook_id: str | None = None
+) -> tuple[str, str]:
+    await require_address_domain(session, settings, account_id, address)
+    stored, key = _address_key(address)
+    holder = await session.scalar(select(EmailWebhook.id).where(EmailWebhook.address_key == key))
+    if holder is not None and holder != webhook_id:
+        raise _address_taken(stored)
+    return stored, key
+
+
+async def _flush_webhook(session: AsyncSession, webhook: EmailWebhook) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent request took the address
+        raise _address_taken(webhook.address) from exc
+
+
+async def create_webhook(
+    session: AsyncSession, runtime: Runtime, principal: Principal, fields: WebhookFields, client: ClientInfo
+) -> tuple[EmailWebhook, WebhookEndpoint, str]:
+    """The webhook, its engine endpoint and its signing secret, which is shown this once."""
+    account_id = _actor(principal)
+    address, key = await _claim_address(session, runtime.settings, account_id, fields.get("address") or "")
+    template = validate_template(fields.get("payload_template"), address)
+    policy_id = fields.get("smtp_security_policy_id")
+    if policy_id:
+        policy_id = await _owned_policy_id(session, account_id, policy_id)
+    endpoint, secret = await webhooks.create_endpoint(
+        session,
+        runtime,
+        org_id=await _org_of(session, account_id),
+        url=fields.get("target_url") or "",
+        secret=fields.get("secret"),
+        rate_limit=fields.get("rate_limit"),
+        custom_headers=fields.get("custom_headers"),
+        kind=EMAIL_ENDPOINT_KIND,
+        description=f"Email webhook for {address}"[:200],
+    )
+    webhook = EmailWebhook(
+        account_id=account_id,
+        endpoint_id=endpoint.id,
+        name=fields.get("name") or address,
+        address=address,
+        address_key=key,
+        payload_template=template,
+        active=fields.get("active") is not False,
+        smtp_security_policy_id=policy_id or None,
+    )
+    session.add(webhook)
+    await _flush_webhook(session, webhook)
+    _audit(session, principal, client, "email_webhook.created", webhook_id=webhook.id, address=address)
+    return webhook, endpoint, secret
+
+
+async def update_webhook(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    webhook_id: str,
+    fields: WebhookFields,
+    client: ClientInfo,
+) -> tuple[EmailWebhook, WebhookEndpoint, str | None]:
+    """The webhook, its endpoint, and the new secret when `fields` sets one. Every field is
+    validated before anything changes."""
+    account_id = _actor(principal)
+    webhook = await get_webhook(session, account_id, webhook_id)
+    endpoint = await endpoint_of(session, webhook)
+    changes: dict[str, Any] = {}
+    if fields.get("address"):
+        changes["address"], changes["address_key"] = await _claim_address(
+            session, runtime.settings, account_id, fields["address"] or "", webhook.id
+        )
+    if "payload_template" in fields:
+        changes["payload_template"] = validate_template(
+            fields["payload_template"], changes.get("address", webhook.address)
+        )
+    if fields.get("clear_security_policy"):
+        changes["smtp_security_policy_id"] = None
+    elif fields.get("smtp_security_policy_id"):
+        changes["smtp_security_policy_id"] = await _owned_policy_id(
+            session, account_id, fields["smtp_security_policy_id"] or ""
+        )
+    if fields.get("name"):
+        changes["name"] = fields["name"]
+    if fields.get("active") is not None:
+        changes["active"] = fields["active"]
+    _update_endpoint(runtime, endpoint, fields)
+    secret = fields.get("secret")
+    if secret:
+        webhooks.rotate_secret(runtime.keyring, endpoint, secret=secret)
+    if changes.get("active") and endpoint.status != ACTIVE:
+        webhooks.enable_endpoint(endpoint)
+    for column, value in changes.items():
+        setattr(webhook, column, value)
+    webhook.updated_at = utcnow()
+    await _flush_webhook(session, webhook)
+    # Which fields changed, never their values: the secret and headers are among them.
+    _audit(session, principal, client, "email_webhook.updated", webhook_id=webhook.id, fields=sorted(fields))
+    return webhook, endpoint, secret or None
+
+
+def _update_endpoint(runtime: Runtime, endpoint: WebhookEndpoint, fields: WebhookFields) -> None:
+    options: dict[str, Any] = {}
+    if fields.get("target_url"):
+        options["url"] = fields["target_url"]
+    if "rate_limit" in fields:
+        options["rate_limit"] = fields["rate_limit"]
+    if "custom_headers" in fields:
+        options["custom_headers"] = fields["custom_headers"]
+    if options:
+        webhooks.update_endpoint(runtime, endpoint, **options)
+
+
+async def delete_webhook(
+    session: AsyncSession, principal: Principal, webhook_id: str, client: ClientInfo
+) -> None:
+    """Deletes its engine endpoint, deliveries and delivery log too."""
+    webhook = await get_webhook(session, _actor(principal), webhook_id)
+    endpoint = await session.get(WebhookEndpoint, webhook.endpoint_id)
+    await session.delete(webhook)
+    await session.flush()
+    if endpoint is not None:
+        await webhooks.delete_endpoint(session, endpoint)
+    _audit(
+        session, principal, client, "email_webhook.deleted", webhook_id=webhook.id, address=webhook.address
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryLogEntry:
+    """One attempt of the engine's delivery log with the message it carried."""
+
+    attempt: WebhookAttempt
+    delivery: WebhookDelivery
+
+
+def _log_not_found() -> NotFound:
+    return NotFound("Delivery log entry not found", code="delivery_log_not_found")
+
+
+async def _with_deliveries(
+    session: AsyncSession, attempts: Sequence[WebhookAttempt]
+) -> list[DeliveryLogEntry]:
+    ids = {attempt.delivery_id for attempt in attempts}
+    rows = await session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    deliveries = {delivery.id: delivery for delivery in rows.all()}
+    return [DeliveryLogEntry(attempt, deliveries[attempt.delivery_id]) for attempt in attempts]
+
+
+async def delivery_log_page(
+    session: AsyncSession, webhook: EmailWebhook, *, page: int, page_size: int
+) -> list[DeliveryLogEntry]:
+    """Newest first."""
+    attempts = await webhooks.attempts_page(session, webhook.endpoint_id, page=page, page_size=page_size)
+    return await _with_deliveries(session, attempts)
+
+
+async def delivery_log_entry(session: AsyncSession, webhook: EmailWebhook, log_id: str) -> DeliveryLogEntry:
+    attempt = await session.get(WebhookAttempt, log_id)
+    if attempt is None or attempt.endpoint_id != webhook.endpoint_id:
+        raise _log_not_found()
+    [entry] = await _with_deliveries(session, [attempt])
+    return entry
+
+
+def delivery_attributes(payload: dict[str, Any]) -> dict[str, Any]:
+    """What the delivery log shows of a message: its envelope sender and Message-ID."""
+    return {"sender": payload["envelope"]["from"], "smtp_message_id": payload.get("message_id")}
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A synthetic message ready to go: the endpoint, the log's attributes and the body to send."""
+
+    endpoint: WebhookEndpoint
+    attributes: dict[str, Any]
+    body: dict[str, Any] | bytes
+
+
+async def prepare_simulation(
+    session: AsyncSession, webhook: EmailWebhook, message: SimulatedMessage
+) -> Simulation:
+    endpoint = await endpoint_of(session, webhook)
+    payload = simulated_payload(webhook.address, message)
+    body = render_payload(webhook.payload_template, payload)
+    return Simulation(endpoint, delivery_attributes(payload), body)
+
+
+async def simulate(session: AsyncSession, runtime: Runtime, simulation: Simulation) -> DeliveryLogEntry:
+    """Deliver the synthetic message now, for real, logged as simulated. End the request's
+    transaction first (see `deliver_now`)."""
+    delivery, attempt = await webhooks.deliver_now(
+        session,
+        runtime,
+        simulation.endpoint,
+        event_type=EMAIL_EVENT_TYPE,
+        payload=simulation.body,
+        simulated=True,
+        attributes=simulation.attributes,
+    )
+    return DeliveryLogEntry(attempt, delivery)
+
+
+@policy_user
+async def _webhook_using_policy(session: AsyncSession, policy_id: str) -> str | None:
+    webhook_id = await session.scalar(
+        select(EmailWebhook.id).where(EmailWebhook.smtp_security_policy_id == policy_id).limit(1)
+    )
+    return f"email webhook {webhook_id}" if webhook_id else None
+
+
+async def webhook_for_recipient(
+    session: AsyncSession, settings: Settings, address: str
+) -> EmailWebhook | None:
+    """The active webhook mail to `address` goes to: the address as typed, else without its
+    `+tag`; local parts compare case-insensitively. None when there is none, or when its domain
+    is no longer a verified domain of the webhook's account (nor a public domain)."""
+    try:
+        recipient = normalize_recipient(address)
+    except ValueError:
+        return None
+    typed_local = recipient.local if recipient.tag is None else f"{recipient.local}+{recipient.tag}"
+    for key in dict.fromkeys((f"{typed_local.lower()}@{recipient.domain}", recipient.key)):
+        webhook = await session.scalar(select(EmailWebhook).where(EmailWebhook.address_key == key))
+        if webhook is None:
+            continue
+        owned = await domain_for_address(session, settings, webhook.address, account_id=webhook.account_id)
+        return webhook if webhook.active and owned is not None else None
+    return None
