@@ -191,7 +191,7 @@ async def test_ten_megabytes_pass_through_intact(
 async def test_a_stuck_upstream_does_not_slow_another(
     live: Live, org: Org, runtime: Runtime, fixture_http: ServerProcess, fixture_http_json: ServerProcess
 ) -> None:
-    stuck = await org.register("stuck", upstream_url=fixture_http.url, timeout_seconds=5)
+    stuck = await org.register("stuck", upstream_url=fixture_http.url, timeout_seconds=3)
     healthy = await org.register("healthy", upstream_url=fixture_http_json.url)
     async with (
         mcp_client(stuck["gateway_endpoint"], org.key, mode="legacy") as slow_client,
@@ -204,9 +204,9 @@ async def test_a_stuck_upstream_does_not_slow_another(
             assert text(await fast_client.call_tool("echo", {"message": str(n)})) == str(n)
         assert time.monotonic() - started < 2
         assert not any(task.done() for task in hanging)
-        for task in hanging:
-            task.cancel()
-        await asyncio.gather(*hanging, return_exceptions=True)
+        # The stuck calls end on their own, each with the timeout error, and the client is fine.
+        outcomes = await asyncio.gather(*hanging, return_exceptions=True)
+        assert all(isinstance(o, MCPError) and o.error.code == -32001 for o in outcomes), outcomes
 
 
 async def test_a_cancelled_request_is_cancelled_upstream_and_answered(
