@@ -52,8 +52,9 @@ from conduit.gateway.wire import (
 from conduit.kit import metrics
 from conduit.kit.ids import random_base62
 from conduit.kit.mcp import jsonrpc
+from conduit.kit.mcp.client import upstream_http
 from conduit.kit.mcp.jsonrpc import Message
-from conduit.kit.mcp.upstream import UpstreamError, UpstreamSession, upstream_client
+from conduit.kit.mcp.upstream import UpstreamError, UpstreamSession
 from conduit.kit.runtime import Runtime
 from conduit.servers.models import ServerLog
 
@@ -61,7 +62,6 @@ log = structlog.get_logger("conduit.gateway")
 
 SERVER_PATH = re.compile(r"^/s/([^/]+)/([^/]+)/mcp/?$")
 PROJECT_PATH = "/mcp"
-SEPARATOR = "__"
 CALL_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
 NO_TIMEOUT_METHODS = frozenset({"subscriptions/listen"})
 FORWARDED_MODERN_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
@@ -184,7 +184,6 @@ class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self._http: aiohttp.ClientSession | None = None
         self.gatekeeper = Gatekeeper(runtime)
         self.requestlog = RequestLogWriter(runtime.db)
         self.stderr = RequestLogWriter(runtime.db, model=ServerLog, max_buffer=20_000)
@@ -216,15 +215,11 @@ class Gateway:
         await self.requestlog.aclose()
         await self.stderr.aclose()
         await self.gatekeeper.aclose()
-        if self._http is not None:
-            await self._http.close()
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The upstream client, made in the serving loop on first use."""
-        if self._http is None:
-            self._http = upstream_client()
-        return self._http
+        """The process's upstream client (shared with discovery; closed with the runtime)."""
+        return upstream_http(self.runtime)
 
     async def _sweep(self) -> None:
         settings = self.runtime.settings
@@ -546,7 +541,7 @@ class Gateway:
         """The reply, and whether the upstream framed it as SSE."""
         method = message["method"]
         if session.route.project:
-            return await self._dispatch_project(session, targets, message, exchange, call), False
+            return await project.dispatch(self, session, targets, message, exchange, call), False
         target = targets[0]
         call.server_id = target.server_id
         refused = self.check_call(session.grant, target, message, call)
@@ -668,11 +663,6 @@ class Gateway:
         await respond(send, 200)
 
     # --- /mcp: a project's servers as one -----------------------------------------------------
-
-    async def _dispatch_project(
-        self, session: Session, targets: list[Target], message: Message, exchange: Exchange, call: Call
-    ) -> Message:
-        return await project.dispatch(self, session, targets, message, exchange, call)
 
     # --- the stateless 2026-07-28 revision ----------------------------------------------------
 

@@ -72,11 +72,6 @@ def timeout_for(server: Server) -> float:
     return DEFAULT_TIMEOUT
 
 
-def spec_for(runtime: Runtime, server: Server) -> UpstreamSpec:
-    """How to reach the server; a stdio command gets its unsealed environment, a URL its headers."""
-    return service.upstream_spec(runtime.keyring, server)
-
-
 def target_of(server: Server) -> tuple[Any, ...]:
     """What decides which upstream a server reaches and what it serves."""
     return (
@@ -171,7 +166,7 @@ async def _list_catalog(spec: UpstreamSpec, runtime: Runtime, timeout: float) ->
 async def fetch_catalog(runtime: Runtime, server: Server) -> Catalog:
     """List everything the upstream serves (all pages) and probe for 2026-07-28 alongside.
     Raises DiscoveryFailed. Touches no database."""
-    spec = spec_for(runtime, server)
+    spec = service.upstream_spec(runtime.keyring, server)
     probe = asyncio.create_task(probe_modern(spec, upstream_http(runtime)))
     try:
         catalog = await _list_catalog(spec, runtime, timeout_for(server))
@@ -263,7 +258,7 @@ async def smoke(
     """Open a session, run `action` on it, close: its outcome (scrubbed) and how long `action`
     took in ms. Upstream failures become 502 (unreachable, or the JSON-RPC error in `detail`)
     and 504 (timeout). The caller holds no transaction open."""
-    spec, timeout = spec_for(runtime, server), timeout_for(server)
+    spec, timeout = service.upstream_spec(runtime.keyring, server), timeout_for(server)
     client = McpClient(spec, upstream_http(runtime), timeout=timeout)
     try:
         async with asyncio.timeout(max(DISCOVERY_DEADLINE, 2 * timeout)):
@@ -341,7 +336,7 @@ def apply_health(session: AsyncSession, server: Server, health: Health) -> None:
 
 async def check_health(session: AsyncSession, runtime: Runtime, server: Server) -> Health:
     """Check one server now; the caller holds no transaction open (see `discover`)."""
-    health = await probe_health(spec_for(runtime, server), runtime)
+    health = await probe_health(service.upstream_spec(runtime.keyring, server), runtime)
     apply_health(session, server, health)
     return health
 
@@ -370,7 +365,7 @@ async def _health_job(ctx: JobContext) -> None:
 
     async def check(server: Server) -> Health:
         async with gate:
-            return await probe_health(spec_for(ctx.runtime, server), ctx.runtime)
+            return await probe_health(service.upstream_spec(ctx.runtime.keyring, server), ctx.runtime)
 
     results = await asyncio.gather(*(check(server) for server in servers))
     checked = {

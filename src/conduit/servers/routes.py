@@ -116,6 +116,30 @@ def _mcp_out(
     }
 
 
+async def _register(
+    session: AsyncSession,
+    runtime: Runtime,
+    access: OrgAccess,
+    client: ClientDep,
+    *,
+    timeout_seconds: float | None,
+    **fields: Any,
+) -> Server:
+    """Seed 000 and seed 003 registration alike: the server, its discovery job and the audit
+    entry, in the request's transaction."""
+    server = await service.create(
+        session,
+        runtime.keyring,
+        access.org,
+        upgrade_url=_upgrade_url(runtime),
+        settings=service.timeout_settings(timeout_seconds),
+        **fields,
+    )
+    discovery.enqueue_discovery(session, server)
+    _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
+    return server
+
+
 def _cursor(cursor: str | None) -> int | None:
     if cursor is not None and not cursor.isdigit():
         raise Unprocessable("cursor must be a value returned as nextCursor", code="invalid_cursor")
@@ -193,10 +217,11 @@ async def register_server(
 ) -> ServerOut:
     """By `upstream_url` (streamable HTTP, or legacy SSE for URLs ending in `/sse`) or by a stdio
     `command` with `args` and `env` (stored encrypted). 409 if the name is taken."""
-    server = await service.create(
+    server = await _register(
         session,
-        runtime.keyring,
-        access.org,
+        runtime,
+        access,
+        client,
         name=body.name,
         upstream_url=body.upstream_url,
         command=body.command,
@@ -205,12 +230,9 @@ async def register_server(
         headers=body.headers,
         description=body.description,
         transport=body.transport,
-        upgrade_url=_upgrade_url(runtime),
         public=body.public,
-        settings=service.timeout_settings(body.timeout_seconds),
+        timeout_seconds=body.timeout_seconds,
     )
-    discovery.enqueue_discovery(session, server)
-    _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
     return _server_out(runtime, access, server)
 
 
@@ -273,10 +295,11 @@ async def create_mcp_server(
         raise Unprocessable(
             "kind stdio needs command; kind remote_mcp needs upstreamUrl", code="invalid_server_target"
         )
-    server = await service.create(
+    server = await _register(
         session,
-        runtime.keyring,
-        access.org,
+        runtime,
+        access,
+        client,
         name=body.name,
         slug=body.slug,
         upstream_url=body.upstreamUrl,
@@ -286,12 +309,9 @@ async def create_mcp_server(
         headers=body.headers,
         description=body.description,
         transport=body.transport,
-        upgrade_url=_upgrade_url(runtime),
         public=body.isPublic,
-        settings=service.timeout_settings(body.timeoutSeconds),
+        timeout_seconds=body.timeoutSeconds,
     )
-    discovery.enqueue_discovery(session, server)
-    _audit(session, access, "server.created", client, server_id=server.id, name=server.name)
     return await _detail(session, runtime, access, server)
 
 
