@@ -80,6 +80,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "database_url": database_url,
         "secret_key": TEST_SECRET,
         "run_jobs": False,
+        "smtp_enabled": False,
         "log_json": True,
     }
     values.update(overrides)

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 import conduit
 from conduit.admin.routes import ERROR_STYLES as ADMIN_ERROR_STYLES
 from conduit.admin.routes import router as admin_router
+from conduit.email.ingress import start_ingress
 from conduit.email.routes import router as email_router
+from conduit.email.smtp import SmtpServer
 from conduit.gateway.relay import Gateway, GatewayMiddleware
 from conduit.identity import audit as _audit  # noqa: F401 - registers its periodic job
 from conduit.identity.routes import router as identity_router
@@ -45,6 +47,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     worker_task: asyncio.Task[None] | None = None
     worker: JobWorker | None = None
+    smtp: SmtpServer | None = None
+    if runtime.settings.smtp_enabled:
+        smtp = await start_ingress(runtime)
+        app.state.smtp = smtp
     if runtime.settings.run_jobs:
         worker = JobWorker(
             runtime,
@@ -55,6 +61,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if smtp is not None:
+            # No new connections; a message being stored finishes and gets its reply first.
+            smtp.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(smtp.wait_closed(), timeout=10)
         await app.state.gateway.aclose()
         if worker is not None and worker_task is not None:
             worker.stop()

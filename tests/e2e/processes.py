@@ -147,6 +147,8 @@ def start_server(workdir: Path, env: dict[str, str]) -> ServerProcess:
     """`conduit serve` on a free loopback port; returns once `/health` answers 200."""
     port = free_port()
     env = {**env, "CONDUIT_HOST": "127.0.0.1", "CONDUIT_PORT": str(port)}
+    # Its SMTP server too, on a port of its own (2525 may be taken by another test's server).
+    env.setdefault("CONDUIT_SMTP_PORT", str(free_port()))
     stdout_path, stderr_path = workdir / "server.stdout", workdir / "server.stderr"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         process = subprocess.Popen(

@@ -31,6 +31,7 @@ WEBHOOK_FIELDS = {
     "created_at",
     "custom_headers",
     "id",
+    "include_raw",
     "name",
     "payload_template",
     "rate_limit",

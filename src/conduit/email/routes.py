@@ -301,6 +301,7 @@ def webhook_response(
         created_at=webhook.created_at,
         custom_headers=webhooks.custom_headers(runtime.keyring, endpoint),
         id=webhook.id,
+        include_raw=webhook.include_raw,
         name=webhook.name,
         payload_template=webhook.payload_template,
         rate_limit=endpoint.rate_limit,

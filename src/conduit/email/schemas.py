@@ -115,6 +115,7 @@ _TEMPLATE = (
 )
 _RATE_LIMIT = "Deliveries per minute; more wait their turn. 0 or null: unlimited"
 _POLICY = "An SMTP security policy of your account that incoming mail must pass"
+_INCLUDE_RAW = "Add the whole message, base64, as `raw` to the payload (a Conduit extension)"
 TEMPLATE_MAX = 65_536
 
 
@@ -122,6 +123,7 @@ class CreateWebhookRequest(BaseModel):
     active: bool = Field(True, description="An inactive webhook's address takes no mail")
     address: str = Field(min_length=3, max_length=320, description=_ADDRESS)
     custom_headers: dict[str, str] | None = Field(None, description=_CUSTOM_HEADERS)
+    include_raw: bool = Field(False, description=_INCLUDE_RAW)
     name: str | None = Field(None, min_length=1, max_length=200, description="Defaults to the address")
     payload_template: str | None = Field(None, max_length=TEMPLATE_MAX, description=_TEMPLATE)
     rate_limit: int | None = Field(None, description=_RATE_LIMIT)
@@ -138,6 +140,7 @@ class UpdateWebhookRequest(BaseModel):
     address: str | None = Field(None, min_length=3, max_length=320, description=_ADDRESS)
     clear_security_policy: bool | None = Field(None, description="Detach the SMTP security policy")
     custom_headers: dict[str, str] | None = Field(None, description=_CUSTOM_HEADERS)
+    include_raw: bool | None = Field(None, description=_INCLUDE_RAW)
     name: str | None = Field(None, min_length=1, max_length=200)
     payload_template: str | None = Field(None, max_length=TEMPLATE_MAX, description=_TEMPLATE)
     rate_limit: int | None = Field(None, description=_RATE_LIMIT)
@@ -152,6 +155,7 @@ class WebhookResponse(BaseModel):
     created_at: datetime
     custom_headers: dict[str, str]
     id: str
+    include_raw: bool = Field(description=_INCLUDE_RAW)
     name: str
     payload_template: str | None
     rate_limit: int | None = Field(description="Deliveries per minute; null: unlimited")

@@ -817,6 +817,7 @@ class WebhookFields(TypedDict, total=False):
     address: str | None
     clear_security_policy: bool | None
     custom_headers: dict[str, str] | None
+    include_raw: bool | None
     name: str | None
     payload_template: str | None
     rate_limit: int | None
@@ -1011,6 +1012,7 @@ async def create_webhook(
         address=address,
         address_key=key,
         payload_template=template,
+        include_raw=bool(fields.get("include_raw")),
         active=fields.get("active") is not False,
         smtp_security_policy_id=policy_id or None,
     )
@@ -1052,6 +1054,8 @@ async def update_webhook(
         changes["name"] = fields["name"]
     if fields.get("active") is not None:
         changes["active"] = fields["active"]
+    if fields.get("include_raw") is not None:
+        changes["include_raw"] = fields["include_raw"]
     _update_endpoint(runtime, endpoint, fields)
     secret = fields.get("secret")
     if secret:

@@ -335,6 +335,31 @@ def enqueue_delivery(
     return delivery
 
 
+def record_failed(
+    session: AsyncSession,
+    endpoint: WebhookEndpoint,
+    *,
+    event_type: str,
+    reason: str,
+    event_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> WebhookDelivery:
+    """A delivery that could not even be built (a template failing on a real message, say):
+    logged as `failed` with `reason`, never attempted, visible with the endpoint's deliveries."""
+    delivery = _new_delivery(
+        endpoint,
+        event_type=event_type,
+        payload=b"",
+        event_id=event_id,
+        simulated=False,
+        attributes=attributes,
+        content_type="application/json",
+    )
+    session.add(delivery)
+    _finish(delivery, FAILED, reason)
+    return delivery
+
+
 async def deliver_now(
     session: AsyncSession,
     runtime: Runtime,
