@@ -67,6 +67,8 @@ def serve(
     console.print(f"[bold]Conduit[/bold] listening on {url}")
     console.print(f"  API docs:   {url}/docs")
     console.print(f"  Health:     {url}/health")
+    if settings.smtp_enabled:
+        console.print(f"  SMTP:       {settings.smtp_host}:{settings.smtp_port} (email ingress, STARTTLS)")
     console.print(f"  Database:   {display_url(settings.resolved_database_url)}")
     console.print("  First run?  In another terminal: .venv/bin/conduit init --email you@example.com")
     uvicorn.run(
