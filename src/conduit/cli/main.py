@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 
 from conduit.cli import admin, auth, jobs, org, server, servers, setup
 from conduit.cli.common import err_console
+from conduit.cli.scan import scan_command
 from conduit.cli.webhooks import app as webhooks_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(admin.user_app, name="user")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(servers.app, name="servers")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("scan")(scan_command)
 admin.system_app.command("start-api", help="Start the API server (same as `conduit serve`).")(server.serve)
 app.add_typer(admin.system_app, name="system")
 

@@ -1,0 +1,153 @@
+"""Exfiltration channels in input schemas: parameters whose name or description asks the model
+for secrets, the conversation, its instructions, or free-form "notes" nobody needs to call the
+tool (the side channel of the classic poisoned `add(a, b, sidenote)`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from conduit.scanning.checks.base import Context
+from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
+from conduit.scanning.inventory import Tool
+
+ANALYZER = "schema"
+
+EXFIL_PARAMETER = check(
+    "CND-EX-001",
+    "Parameter that collects the conversation or the model's context",
+    Severity.high,
+    Category.security,
+    owasp_llm="LLM02",
+    owasp_mcp="MCP10",
+    cwe="CWE-201",
+    analyzer=ANALYZER,
+    description="An input parameter asks the model for its conversation, its system prompt, other "
+    "tools' output or its whole context: data the tool does not need and the server should not get.",
+    remediation="Remove the parameter, or narrow it to the data the tool needs and say so in its "
+    "description.",
+    monitor_candidate=True,
+)
+SECRET_PARAMETER = check(
+    "CND-EX-002",
+    "Parameter asks the model for a credential",
+    Severity.medium,
+    Category.security,
+    owasp_llm="LLM02",
+    owasp_mcp="MCP01",
+    cwe="CWE-522",
+    analyzer=ANALYZER,
+    description="An input parameter expects a password, key or token from the model, so the secret "
+    "passes through the model's context and the tool-call log.",
+    remediation="Configure credentials on the server (environment, OAuth), never as tool arguments.",
+)
+SIDE_CHANNEL = check(
+    "CND-EX-003",
+    "Free-form side-channel parameter",
+    Severity.low,
+    Category.security,
+    owasp_llm="LLM02",
+    owasp_mcp="MCP03",
+    cwe="CWE-201",
+    analyzer=ANALYZER,
+    description="A parameter named like a note, comment or debug field takes free text unrelated to "
+    "what the tool does; poisoned tools use such fields to carry exfiltrated data.",
+    remediation="Check what the server does with the field; remove it if the tool does not need it.",
+)
+
+_I = re.IGNORECASE
+CONTEXT_NAMES = re.compile(
+    r"^(?:conversation(?:_?history)?|chat_?history|history_?of_?(?:conversation|chat)|previous_?messages|"
+    r"all_?messages|full_?context|entire_?context|system_?prompt|system_?instructions|user_?prompt_?history|"
+    r"context_?window|memory_?dump|transcript)$",
+    _I,
+)
+CONTEXT_WORDS = re.compile(
+    r"\b(?:(?:full|entire|complete|whole|previous|prior|all)\s+(?:\w+\s+)?(?:conversation|chat|messages|"
+    r"dialog(?:ue)?|transcript|context)|conversation\s+(?:history|so\s+far|context)|chat\s+history|"
+    r"system\s+prompt|your\s+(?:instructions|prompt|context)|other\s+tools?'?\s+(?:output|results?|"
+    r"responses?)|(?:contents?|text)\s+of\s+(?:any|all|the)\s+(?:files?|documents?)\s+(?:you|the\s+user)|"
+    r"everything\s+(?:you|the\s+user)\s+(?:know|said|wrote|typed)|(?:user'?s?|all)\s+(?:private|personal)\s+"
+    r"(?:data|information)|~/\.ssh|id_rsa|\.env\b|environment\s+variables|api\s+keys?\s+(?:you|from))",
+    _I,
+)
+SECRET_NAMES = re.compile(
+    r"^(?:password|passwd|pwd|passphrase|secret|client_?secret|api_?secret|secret_?key|private_?key|"
+    r"ssh_?key|ssh_?private_?key|api_?key|apikey|access_?key(?:_?id)?|secret_?access_?key|auth_?token|"
+    r"bearer_?token|access_?token|refresh_?token|session_?token|session_?cookie|cookies?|credentials?|"
+    r"mnemonic|seed_?phrase|wallet_?key|private_?key_?hex|otp|totp_?code)$",
+    _I,
+)
+SIDE_NAMES = re.compile(
+    r"^(?:side_?note|notes?|remark|memo|debug(?:_?info)?|extra(?:_?info)?|metadata_?note|"
+    r"internal_?note|feedback|annotation|comment_?for_?(?:ai|model)|ai_?notes?|context_?notes?|reasoning_?notes?|"
+    r"hidden|telemetry|diagnostics?|trace_?data)$",
+    _I,
+)
+
+
+def _properties(schema: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    if not isinstance(schema, dict) or depth > 5:
+        return
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for name, sub in properties.items():
+            if not isinstance(sub, dict):
+                sub = {}
+            location = f"{path}.properties.{name}"
+            yield str(name), location, sub
+            yield from _properties(sub, location, depth + 1)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        yield from _properties(items, f"{path}.items", depth + 1)
+
+
+def _is_free_text(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind in (None, "string") or (isinstance(kind, list) and "string" in kind)
+
+
+def tool_findings(tool: Tool, base: str, server: str) -> list[Finding]:
+    findings = []
+    for name, location, schema in _properties(tool.input_schema, f"{base}.inputSchema"):
+        description = schema.get("description") if isinstance(schema.get("description"), str) else ""
+        words = CONTEXT_WORDS.search(description or "")
+        if CONTEXT_NAMES.match(name) or (words and _is_free_text(schema)):
+            evidence = f"{name}: {description}" if description else name
+            findings.append(
+                EXFIL_PARAMETER.finding(
+                    evidence=evidence,
+                    location=location,
+                    severity=Severity.high if words else Severity.medium,
+                    confidence=Confidence.firm if words else Confidence.tentative,
+                    server=server,
+                )
+            )
+        elif SECRET_NAMES.match(name) and _is_free_text(schema):
+            findings.append(
+                SECRET_PARAMETER.finding(
+                    evidence=f"{name}: {description}" if description else name,
+                    location=location,
+                    server=server,
+                    confidence=Confidence.firm,
+                )
+            )
+        elif SIDE_NAMES.match(name) and _is_free_text(schema):
+            findings.append(
+                SIDE_CHANNEL.finding(
+                    evidence=f"{name}: {description}" if description else name,
+                    location=location,
+                    server=server,
+                    confidence=Confidence.tentative,
+                )
+            )
+    return findings
+
+
+def run(context: Context) -> list[Finding]:
+    findings: list[Finding] = []
+    for server in context.inventory.servers:
+        for i, tool in enumerate(server.tools):
+            findings.extend(tool_findings(tool, context.tool_location(server, i), server.name))
+    return findings

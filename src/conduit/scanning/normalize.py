@@ -1,0 +1,151 @@
+"""Text as the model will read it, and what was hidden in it from a human reviewer.
+
+`normalize` strips ANSI escapes, zero-width and bidi controls, decodes Unicode tag characters
+and base64 blobs, surfaces HTML comments, applies NFKC and maps mixed-script look-alike words to
+Latin. Checks match their patterns on `Normalized.text` (visible text plus everything decoded)
+and report each `Hidden` piece as evidence of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from confusable_homoglyphs import confusables
+
+TAG_START, TAG_END = 0xE0000, 0xE007F
+# Zero-width, joiners, word joiner and invisible operators, BOM, Mongolian vowel separator,
+# soft hyphen, and the bidi embeddings, overrides and isolates.
+INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+HTML_COMMENT = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
+BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
+# Runs of whitespace long enough to push text out of a reviewer's view.
+PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{40,}|(?:\s*\n){12,})")
+WORD = re.compile(r"\w+", re.UNICODE)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass
+class Hidden:
+    kind: str  # unicode_tags | invisible | bidi | ansi | html_comment | base64 | homoglyph | padding
+    text: str  # what was hidden (decoded where it was encoded)
+    count: int = 1
+
+
+@dataclass
+class Normalized:
+    original: str
+    visible: str  # what a reviewer sees, cleaned
+    text: str  # visible + every decoded hidden piece: what patterns run on
+    hidden: list[Hidden] = field(default_factory=list)
+
+    def hidden_of(self, kind: str) -> list[Hidden]:
+        return [h for h in self.hidden if h.kind == kind]
+
+
+def _decode_tags(text: str) -> tuple[str, str]:
+    """Text without Unicode tag characters, and the ASCII those characters spell."""
+    kept, decoded = [], []
+    for char in text:
+        point = ord(char)
+        if TAG_START <= point <= TAG_END:
+            if 0x20 <= point - TAG_START < 0x7F or point - TAG_START in (0x0A, 0x09):
+                decoded.append(chr(point - TAG_START))
+        else:
+            kept.append(char)
+    return "".join(kept), "".join(decoded)
+
+
+def _printable_ratio(text: str) -> float:
+    if not text:
+        return 0.0
+    good = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
+    return good / len(text)
+
+
+def decode_base64(blob: str) -> str | None:
+    """Readable text behind a base64 (or URL-safe base64) blob, else None."""
+    padded = blob + "=" * (-len(blob) % 4)
+    for decoder in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            raw = decoder(padded)
+        except (binascii.Error, ValueError):
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        letters = sum(c.isalpha() or c.isspace() for c in text)
+        # Words, not another identifier or binary: mostly letters and spaces, with a space in it.
+        if _printable_ratio(text) > 0.95 and letters / max(1, len(text)) > 0.7 and " " in text.strip():
+            return text
+    return None
+
+
+@lru_cache(maxsize=4096)
+def latin_skeleton(word: str) -> str | None:
+    """The Latin look-alike of a word that mixes scripts (`paypal` spelt with a Cyrillic a), else None."""
+    if word.isascii() or not confusables.is_mixed_script(word):
+        return None
+    found = confusables.is_confusable(word, preferred_aliases=["latin"], greedy=True) or []
+    mapping: dict[str, str] = {}
+    for item in found:
+        for glyph in item.get("homoglyphs", []):
+            candidate = glyph.get("c", "")
+            if candidate.isascii() and candidate:
+                mapping[item["character"]] = candidate
+                break
+    if not mapping:
+        return None
+    return "".join(mapping.get(c, c) for c in word)
+
+
+def normalize(original: str) -> Normalized:
+    hidden: list[Hidden] = []
+    decoded_parts: list[str] = []
+    text, tags = _decode_tags(original)
+    if tags.strip():
+        hidden.append(Hidden("unicode_tags", tags))
+        decoded_parts.append(tags)
+    ansi = ANSI.findall(text)
+    if ansi:
+        hidden.append(Hidden("ansi", " ".join(repr(a) for a in ansi[:5]), len(ansi)))
+        text = ANSI.sub("", text)
+    bidi = BIDI.findall(text)
+    if bidi:
+        hidden.append(Hidden("bidi", " ".join(f"U+{ord(c):04X}" for c in bidi[:8]), len(bidi)))
+    invisible = [c for c in INVISIBLE.findall(text) if not BIDI.match(c)]
+    # A lone BOM or soft hyphen is common in copied text; several invisible characters are not.
+    if len(invisible) >= 2 or any(c in "\u200b\u200c\u200d\u2060\u2062\u2063\u2064" for c in invisible):
+        hidden.append(Hidden("invisible", " ".join(f"U+{ord(c):04X}" for c in invisible[:8]), len(invisible)))
+    text = INVISIBLE.sub("", text)
+    text = CONTROL.sub(" ", text)
+    for comment in HTML_COMMENT.findall(text):
+        if comment.strip():
+            hidden.append(Hidden("html_comment", comment.strip()))
+    if PADDING.search(text):
+        hidden.append(Hidden("padding", PADDING.sub(" ", text)[-200:].strip()))
+    text = unicodedata.normalize("NFKC", text)
+    for blob in BASE64_BLOB.findall(text):
+        decoded = decode_base64(blob)
+        if decoded is not None:
+            hidden.append(Hidden("base64", decoded))
+            decoded_parts.append(decoded)
+    mixed = []
+    for word in set(WORD.findall(text)):
+        skeleton = latin_skeleton(word)
+        if skeleton is not None:
+            mixed.append((word, skeleton))
+    if mixed:
+        hidden.append(Hidden("homoglyph", ", ".join(f"{w} → {s}" for w, s in sorted(mixed)[:8]), len(mixed)))
+        for word, skeleton in mixed:
+            text = text.replace(word, skeleton)
+    visible = HTML_COMMENT.sub(" ", text)
+    analysed = "\n".join([text, *decoded_parts]) if decoded_parts else text
+    return Normalized(original=original, visible=visible, text=analysed, hidden=hidden)
