@@ -68,14 +68,18 @@ async def harmless(split: str, show: bool) -> tuple[int, int, int, int]:
                 flagged += 1
                 if show:
                     worst = max(hits, key=lambda f: f.severity.rank)
-                    print(f"  FP {doc['server']}/{tool['name']}: {worst.severity} {worst.id} {worst.location}: {worst.evidence[:150]}")
+                    print(
+                        f"  FP {doc['server']}/{tool['name']}: {worst.severity} {worst.id} {worst.location}: {worst.evidence[:150]}"
+                    )
         if any(f.severity.at_least(THRESHOLD) and not f.location.startswith("tools[") for f in findings):
             server_level += 1
     return flagged, total, servers, server_level
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--show-fps", action="store_true")
     parser.add_argument("--split", choices=["dev", "heldout"], action="append")
@@ -87,17 +91,24 @@ async def main() -> int:
         flagged, tools, servers, server_level = await harmless(split, args.show_fps)
         rows.append((split, detected, attacks, flagged, tools, servers, server_level, families))
     print()
-    print(f"{'set':<9} {'poisoned detected':>20} {'harmless tools flagged':>24} {'servers':>8} {'server-level':>13}")
+    print(
+        f"{'set':<9} {'poisoned detected':>20} {'harmless tools flagged':>24} {'servers':>8} {'server-level':>13}"
+    )
     for split, detected, attacks, flagged, tools, servers, server_level, _families in rows:
         print(
             f"{split:<9} {detected:>5}/{attacks:<4} {detected / max(1, attacks):>7.1%}"
             f"   {flagged:>5}/{tools:<5} {flagged / max(1, tools):>8.1%} {servers:>8} {server_level:>13}"
         )
-    print(f"\n(detected / flagged = a finding of {THRESHOLD.value} or more on the item; targets: >= 90% and <= 3%)")
+    print(
+        f"\n(detected / flagged = a finding of {THRESHOLD.value} or more on the item; targets: >= 90% and <= 3%)"
+    )
     for split, *_rest, families in rows:
         misses = {f: v for f, v in families.items() if v[0] < v[1]}
         if misses:
-            print(f"{split} families with misses: " + ", ".join(f"{f} {d}/{n}" for f, (d, n) in sorted(misses.items())))
+            print(
+                f"{split} families with misses: "
+                + ", ".join(f"{f} {d}/{n}" for f, (d, n) in sorted(misses.items()))
+            )
     return 0
 
 

@@ -32,7 +32,7 @@ EXFIL_PARAMETER = check(
 SECRET_PARAMETER = check(
     "CND-EX-002",
     "Parameter asks the model for a credential",
-    Severity.medium,
+    Severity.low,
     Category.security,
     owasp_llm="LLM02",
     owasp_mcp="MCP01",
@@ -64,12 +64,12 @@ CONTEXT_NAMES = re.compile(
     _I,
 )
 CONTEXT_WORDS = re.compile(
-    r"\b(?:(?:full|entire|complete|whole|previous|prior|all)\s+(?:\w+\s+)?(?:conversation|chat|messages|"
+    r"(?:\b(?:full|entire|complete|whole|previous|prior|all)\s+(?:\w+\s+)?(?:conversation|chat|messages|"
     r"dialog(?:ue)?|transcript|context)|conversation\s+(?:history|so\s+far|context)|chat\s+history|"
     r"system\s+prompt|your\s+(?:instructions|prompt|context)|other\s+tools?'?\s+(?:output|results?|"
     r"responses?)|(?:contents?|text)\s+of\s+(?:any|all|the)\s+(?:files?|documents?)\s+(?:you|the\s+user)|"
     r"everything\s+(?:you|the\s+user)\s+(?:know|said|wrote|typed)|(?:user'?s?|all)\s+(?:private|personal)\s+"
-    r"(?:data|information)|~/\.ssh|id_rsa|\.env\b|environment\s+variables|api\s+keys?\s+(?:you|from))",
+    r"(?:data|information)|environment\s+variables|api\s+keys?\s+(?:you|from)|saved\s+passwords)",
     _I,
 )
 SECRET_NAMES = re.compile(

@@ -130,7 +130,14 @@ PADDING = check(
 
 _I = re.IGNORECASE | re.DOTALL
 USER = r"(?:the\s+)?(?:user|human|person|operator|customer|client|requester)s?"
+# Words between a verb and "the user", but not "a user" ("never tell a user X" is about X).
+FILL = r"(?:(?!a\s)\w+\s+)"
 TOOLREF = r"(?:tool|function|command|api|endpoint|action)"
+SECRETS = (
+    r"(?:environment\s+variables|env\s+vars|api\s+keys?|access\s+keys?|credentials|passwords?|tokens?|"
+    r"secrets?|private\s+keys?|ssh\s+keys?|contacts|address\s+book|conversation|chat\s+history|"
+    r"message\s+history|system\s+prompt|cookies)"
+)
 
 # Strong signals: each alone is an order no honest tool description gives.
 STRONG: dict[str, list[str]] = {
@@ -143,20 +150,27 @@ STRONG: dict[str, list[str]] = {
         r"\b(?:system|admin|developer|debug|god)\s+(?:override|mode\s+(?:enabled|activated|on))\b",
         r"\bfrom\s+now\s+on,?\s+(?:you|the\s+(?:assistant|model|ai|agent))\b",
         r"\b(?:override|supersede|replace)s?\s+(?:any|all|the)\s+(?:other\s+)?(?:instructions?|tools?|rules)\b",
+        r"\bno\s+longer\s+bound\s+by\b|\bsafety\s+rules\s+no\s+longer\s+apply\b",
     ],
     "secrecy": [
-        r"\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|without)\s+(?:\w+\s+){0,3}?"
+        r"\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|without)\s+" + FILL + r"{0,3}?"
         r"(?:tell(?:ing)?|inform(?:ing)?|notify(?:ing)?|mention(?:ing)?|reveal(?:ing)?|disclos(?:e|ing)|"
-        r"alert(?:ing)?|show(?:ing)?|let(?:ting)?|ask(?:ing)?|confirm(?:ing)?\s+with|bother(?:ing)?|"
-        r"explain(?:ing)?|report(?:ing)?|warn(?:ing)?)\s+(?:\w+\s+){0,2}?" + USER,
+        r"alert(?:ing)?|show(?:ing)?|let(?:ting)?|explain(?:ing)?|report(?:ing)?|warn(?:ing)?)\s+"
+        + FILL
+        + r"{0,2}?"
+        + USER,
         USER + r"\s+(?:must|should|will|does|do|need|needs)\s*(?:not|n't|never)\s+"
         r"(?:know|see|notice|find\s+out|be\s+(?:told|informed|aware|notified|shown))",
-        r"\b(?:secretly|covertly|silently|quietly|stealthily|surreptitiously|discreetly)\b",
-        r"\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose|acknowledge)\b",
+        r"\b(?:secretly|covertly|stealthily|surreptitiously)\b",
+        r"\b(?:silently|quietly|discreetly)\s+(?:\w+\s+)?(?:call|send|read|forward|upload|include|add|run|"
+        r"execute|copy|pass|post|email|collect|exfiltrate|attach|share|transfer)",
+        r"\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose|acknowledge)\s+(?:this|that|it|the\s+"
+        r"(?:copy|extra|additional|step|call|file|instruction))",
         r"\bkeep\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential|private)\b",
         r"\bhid(?:e|den)\s+(?:this|it|these|them)?\s*from\s+" + USER,
         r"\b(?:invisible|not\s+visible|transparent)\s+to\s+" + USER,
-        r"\bwithout\s+(?:the\s+)?(?:user'?s?\s+)?(?:knowledge|consent|permission|awareness|approval)\b",
+        r"\bwithout\s+(?:the\s+)?(?:user'?s?\s+)?(?:knowledge|consent|awareness)\b",
+        r"\buser\s+need\s+not\s+know\b",
         r"\b(?:this|it)\s+is\s+(?:an?\s+)?(?:internal|background|hidden|implementation)\s+"
         r"(?:detail|process|step|optimi[sz]ation|requirement)\b.{0,40}\b(?:not|never)\b",
     ],
@@ -170,19 +184,28 @@ STRONG: dict[str, list[str]] = {
         r"(?:parameter|argument|field|param|arg|property)\b.{0,200}"
         r"\b(?:contents?|conversation|history|messages|credentials?|secrets?|keys?|tokens?|passwords?|"
         r"prompt|files?|environment|config\w*|data)\b",
+        r"\b(?:include|pass|put|insert|embed|append|add|attach|provide|supply|fill|populate|paste)\w*\s+"
+        r"(?:\w+\s+){0,8}?"
+        + SECRETS
+        + r"\b.{0,80}?\b(?:in|into|as|to)\s+(?:the\s+|its\s+)?[`'\"]?\w+[`'\"]?\s+"
+        r"(?:parameter|argument|field|param|arg|property)",
         r"\b(?:contents?|text|output|value|result)\s+of\s+.{0,60}\b(?:as|in|into)\s+(?:the\s+)?[`'\"]?\w+[`'\"]?\s+"
         r"(?:parameter|argument|field)",
+        r"\b(?:full|entire|complete|raw)\s+(?:output|results?|responses?)\s+of\s+(?:the\s+)?(?:previous|prior|"
+        r"last|other|every|all)\s+(?:tools?|calls?|tool\s+calls?)",
     ],
     "sensitive_action": [
         r"\b(?:read|cat|open|load|fetch|get|retrieve|collect|gather|extract|dump|access|upload|send|include|"
-        r"copy|list|grab|harvest|steal|obtain|export|scan)\w*\s+(?:\w+\s+){0,6}?[\w~./\\$-]*?"
+        r"copy|list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give)"
+        r"\w*\s+(?:[\w']+\s+){0,6}?[\w~./\\$-]*?"
         r"(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|/etc/passwd|/etc/shadow|\.env\b|"
         r"\.aws/|aws/credentials|\.npmrc|\.netrc|\.pypirc|\.git-credentials|\.kube/config|\.docker/config|"
         r"mcp\.json|claude_desktop_config|credentials?\.json|keychain|private\s+keys?|ssh\s+keys?|"
-        r"seed\s+phrase|mnemonic|wallet|browser\s+cookies|session\s+(?:tokens?|cookies?)|"
-        r"(?:all\s+)?(?:environment\s+variables|env\s+vars)|(?:the\s+)?system\s+prompt|"
+        r"seed\s+phrase|mnemonic|wallet\s+(?:file|keys?)|browser\s+cookies|session\s+(?:tokens?|cookies?)|"
+        r"saved\s+passwords|(?:all\s+)?(?:environment\s+variables|env\s+vars)|(?:the\s+|your\s+)?system\s+prompt|"
         r"(?:full|entire|complete|whole|previous|prior)\s+(?:conversation|chat|message|dialog)|"
-        r"conversation\s+history|chat\s+history|all\s+(?:previous\s+)?messages)",
+        r"conversation\s+history|chat\s+history|all\s+(?:previous\s+)?messages|"
+        r"(?:any|all|the\s+user'?s?|your)\s+(?:credentials|passwords|api\s+keys|tokens|secrets))",
         r"(?:~/\.ssh/|/\.ssh/id_|id_rsa\b|/etc/shadow\b|\.aws/credentials\b)",
     ],
     "destructive": [
@@ -190,11 +213,9 @@ STRONG: dict[str, list[str]] = {
         r"\b(?:mkfs|shred|wipefs)\b",
         r"\bdd\s+if=",
         r"\bdrop\s+(?:table|database|schema)\b",
+        r"\bdelete\s+from\s+\w+\s*(?:;|$|\bto\b)",
         r"\bchmod\s+(?:-R\s+)?(?:777|a\+rwx|\+s)\b",
         r"\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b",
-        r"\b(?:delete|remove|erase|wipe|destroy|purge|truncate)\s+(?:all|every|the\s+entire|the\s+whole)\s+"
-        r"(?:\w+\s+)?(?:files?|data|records|rows|tables?|repositor(?:y|ies)|database|directories|folders|"
-        r"emails?|messages|backups?|users?|contents?|disk)\b",
         r"\bformat\s+(?:the\s+)?(?:disk|drive|c:)",
         r"\b(?:reverse\s+shell|bind\s+shell|nc\s+-e|/dev/tcp/)",
     ],
@@ -212,6 +233,27 @@ STRONG: dict[str, list[str]] = {
         r"\b0x[a-fA-F0-9]{40}\b",
         r"\b(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25,39}\b(?=.{0,80}\b(?:wallet|address|send|transfer))",
     ],
+    "tamper": [
+        r"\b(?:regardless\s+of|whatever|no\s+matter)\s+(?:what\s+)?the\s+user\s+(?:says|asks|wants|requests|"
+        r"specifies|provides|chooses)",
+        r"\b(?:recipient|destination|path|url|address|account|amount|target)\s+(?:\w+\s+){0,3}?(?:must|should)\s+"
+        r"(?:always\s+)?be\s+(?:set|changed|replaced|redirected|overwritten)\s+to\b",
+        r"\b(?:change|replace|overwrite|redirect|rewrite)\w*\s+(?:the\s+)?[`'\"]?\w+[`'\"]?\s+(?:parameter|argument|"
+        r"field|recipient|address|path|destination|url)s?\s+(?:to|with)\b",
+        r"\b(?:replaced|changed|redirected)\s+(?:by|to|with)\s+['\"`]?(?:/|~/|https?://|[\w.+-]+@)",
+        r"\b(?:also\s+)?add\s+(?:bcc|cc)\s*:?\s*[\w.+-]+@",
+    ],
+    "preference": [
+        r"\b(?:other|all\s+other|the\s+\w+)\s+(?:\w+\s+)?tools?\s+(?:is|are)\s+(?:deprecated|broken|unsafe|"
+        r"insecure|outdated|unreliable|disabled|malicious|compromised)",
+        r"\b(?:never|do\s+not|don'?t)\s+use\s+(?:them|any\s+other|the\s+other|other)\b",
+        r"\binstead\s+of\s+(?:any|all)\s+other\s+tools?\b",
+    ],
+    "deception": [
+        r"\b(?:always|must)\s+(?:tell|inform|assure|convince)\s+" + USER + r"\b",
+        r"\b(?:append|add|include|insert|prepend)\s+.{0,120}?\b(?:to|in|at\s+the\s+(?:end|start)\s+of)\s+"
+        r"(?:every|each|all)\s+(?:\w+\s+)?(?:responses?|answers?|replies|messages?|outputs?)\b",
+    ],
 }
 
 # Weak signals: common in honest descriptions too; they count only next to another signal.
@@ -225,40 +267,43 @@ WEAK: dict[str, list[str]] = {
         r"(?:requests?|query|queries|tasks?|messages?|responses?|conversations?|operations?|"
         r"interactions?|tool\s+calls?|actions?)\b",
         r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\s+(?:using|calling|invoking)\b",
-        r"\b(?:do\s+not|don'?t|never)\s+(?:use|call|invoke|trust)\s+(?:the\s+)?(?:other\s+)?[`'\"]?\w+[`'\"]?\s+"
-        + TOOLREF,
+        r"\b(?:do\s+not|don'?t|never)\s+(?:use|call|invoke|trust)\s+(?:the\s+)?(?:other\s+)?(?!this\b)"
+        r"[`'\"]?\w+[`'\"]?\s+" + TOOLREF,
         r"\bmust\s+(?:be\s+)?(?:called|invoked|executed|used|run)\s+(?:first|before|prior|immediately|"
         r"after|whenever|every)",
-        r"\b(?:mandatory|compulsory|required|critical|essential)\s+(?:\w+\s+)?(?:step|prerequisite|"
-        r"pre-?check|verification|initiali[sz]ation|protocol|procedure)\b",
+        r"\b(?:mandatory|compulsory)\s+(?:\w+\s+)?(?:step|prerequisite|pre-?check|verification|"
+        r"initiali[sz]ation|protocol|procedure)\b",
         r"\b(?:whenever|every\s+time|each\s+time|any\s+time)\s+(?:you|the\s+(?:user|assistant|model|agent))\b",
         r"\b(?:when|whenever|if)\s+(?:\w+\s+){0,2}?(?:using|calling|invoking)\s+(?:the\s+)?[`'\"]?\w+[`'\"]?\s*"
-        r"(?:tool|function)?.{0,80}\b(?:must|always|should|need\s+to|have\s+to)\b",
-        r"\b(?:change|replace|modify|overwrite|set|switch|redirect|rewrite)\w*\s+(?:the\s+)?[`'\"]?\w+[`'\"]?\s+"
-        r"(?:parameter|argument|field|recipient|address|path|destination|url|value)s?\s+(?:to|with)\b",
+        r"(?:tool|function).{0,80}\b(?:must|always|should|need\s+to|have\s+to)\b",
+        r"\b(?:set|switch)\w*\s+(?:the\s+)?[`'\"]?\w+[`'\"]?\s+(?:recipient|address|destination)s?\s+(?:to|with)\b",
         r"\b(?:this|the\s+\w+)\s+tool\s+(?:is|must\s+be)\s+(?:the\s+)?(?:only|preferred|required|"
-        r"mandatory|best|primary|official|default)\b",
-        r"\b(?:other|all\s+other|the\s+\w+)\s+tools?\s+(?:is|are)\s+(?:deprecated|broken|unsafe|"
-        r"insecure|outdated|unreliable|disabled|malicious|compromised)",
+        r"mandatory|best|primary|official)\b",
+        r"\bno\s+exceptions\b",
     ],
     "marker": [
         r"<\s*/?\s*(?:important|system|instructions?|admin|secret|hidden|critical|override|"
-        r"assistant|sys|note_to_ai|ai_instructions?|context)\s*>",
+        r"assistant|sys|note_to_ai|ai_instructions?)\s*>",
         r"\[\s*/?\s*(?:system|inst|important|admin|hidden|override)\s*\]",
         r"<\|(?:im_start|im_end|system|endoftext)\|>",
         r"(?:^|\n)\s*(?:system|assistant)\s*:\s",
-        r"\b(?:attention|note)\s+(?:to\s+)?(?:the\s+)?(?:ai|assistant|model|llm|agent)\b",
-        r"\b(?:ai|assistant|model|llm|agent)\s*,?\s+(?:you\s+)?(?:must|should|need\s+to|are\s+required)\b",
     ],
     "response": [
-        r"\b(?:tell|inform|convince|assure|persuade)\s+" + USER + r"\s+(?:that|to)\b",
+        r"\b(?:tell|inform|convince|assure|persuade)\s+" + USER + r"\s+that\b",
         r"\b(?:always|must|only)\s+(?:respond|reply|answer|say|state|claim|output)\b",
-        r"\b(?:append|add|include|insert|prepend)\s+(?:\w+\s+){0,6}?(?:to|in|at\s+the\s+(?:end|start)\s+of)\s+"
-        r"(?:every|each|all|your|the)\s+(?:\w+\s+)?(?:responses?|answers?|replies|messages?|outputs?)\b",
         r"\b(?:do\s+not|don'?t|never)\s+(?:show|display|output|print|return)\s+(?:\w+\s+){0,3}?"
         r"(?:to\s+)?" + USER,
         r"\b(?:recommend|promote|suggest|endorse)\s+(?:\w+\s+){0,4}?(?:instead|only|exclusively)\b",
         r"\bclick\s+(?:on\s+)?(?:this|the\s+following)\s+link\b",
+    ],
+    "destroy": [
+        r"\b(?:delete|remove|erase|wipe|destroy|purge|truncate)\s+(?:all|every|the\s+entire|the\s+whole)\s+"
+        r"(?:\w+\s+)?(?:files?|data|records|rows|tables?|repositor(?:y|ies)|database|directories|folders|"
+        r"emails?|messages|backups?|users?|contents?|disk)\b",
+    ],
+    "address": [
+        r"\b(?:attention|note)\s+(?:to\s+)?(?:the\s+)?(?:ai|assistant|model|llm|agent)\b",
+        r"\b(?:ai|assistant|model|llm|agent)\s*,?\s+(?:you\s+)?(?:must|should|need\s+to|are\s+required)\b",
     ],
     "sensitive": [
         r"\b(?:passwords?|passphrases?|private\s+keys?|secret\s+keys?|api[\s_-]?keys?|access\s+tokens?|"
@@ -270,12 +315,15 @@ WEAK: dict[str, list[str]] = {
     "urgency": [
         r"\b(?:important|critical|urgent|warning|attention|mandatory)\s*[:!]",
         r"\b(?:very\s+)?(?:very|extremely|critically)\s+important\b",
-        r"\bor\s+(?:else\s+)?(?:the\s+)?(?:system|tool|application|server|everything)\s+(?:will\s+)?"
-        r"(?:crash|fail|break|stop\s+working)",
+        r"\bor\s+(?:else\s+)?(?:the\s+)?(?:system|tool|application|server|everything|conversion|request)\s+"
+        r"(?:will\s+)?(?:crash|fail|break|stop\s+working)",
+        r"\bfailure\s+to\s+do\s+so\b",
         r"\b(?:required|needed|necessary)\s+(?:by|for)\s+(?:\w+\s+){0,2}?(?:security|compliance|"
         r"policy|regulation|audit|law)\b",
     ],
 }
+# Weak kinds that can lead to a finding when two of them agree; the others only support.
+LEADING = {"coercion", "marker", "response", "destroy"}
 
 
 def _compile(table: dict[str, list[str]]) -> dict[str, list[re.Pattern[str]]]:
@@ -307,12 +355,11 @@ def signals(text: str) -> list[Signal]:
     return found
 
 
-def assess(found: list[Signal], *, hidden_channel: bool) -> Severity | None:
+def assess(found: list[Signal], *, hidden_channel: bool, coercions: int = 0) -> Severity | None:
     """Severity of a text's signals: None when nothing there looks like an order to the model."""
     strong = {s.kind for s in found if s.strong}
     weak = {s.kind for s in found if not s.strong}
-    # Words that merely name secrets ("requires an API key") support other signals, never lead.
-    supportive = weak - {"sensitive", "urgency"}
+    leading = weak & LEADING
     if len(strong) >= 2 or (strong and hidden_channel):
         return Severity.critical
     if strong and (weak or len(strong) > 1):
@@ -321,11 +368,17 @@ def assess(found: list[Signal], *, hidden_channel: bool) -> Severity | None:
         return Severity.medium if strong <= {"financial", "destructive"} else Severity.high
     if hidden_channel and weak:
         return Severity.high
-    if len(supportive) >= 2 or (supportive and len(weak) >= 3):
+    if len(leading) >= 2 or coercions >= 2 or (leading and len(weak) >= 4):
         return Severity.medium
-    if supportive and weak - supportive:
+    if leading and weak - leading:
         return Severity.low
     return None
+
+
+def coercion_count(text: str) -> int:
+    """How many different coercion patterns match: one may be honest usage advice, several are
+    a campaign to make the model call this tool."""
+    return sum(1 for pattern in WEAK_RE["coercion"] if pattern.search(text))
 
 
 HIDDEN_CHECKS = {
@@ -398,7 +451,7 @@ def analyze_surface(surface: Surface) -> list[Finding]:
     findings = _hidden_findings(surface)
     found = signals(normalized.text)
     hidden_channel = any(h.kind in CHANNELS and signals(h.text) for h in normalized.hidden)
-    severity = assess(found, hidden_channel=hidden_channel)
+    severity = assess(found, hidden_channel=hidden_channel, coercions=coercion_count(normalized.text))
     if severity is None:
         return findings
     lead = found[0]
