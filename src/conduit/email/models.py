@@ -8,9 +8,8 @@ the webhook engine, which owns its URL, secret, headers, rate limit and delivery
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, false
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conduit.kit.clock import utcnow
@@ -94,26 +93,3 @@ class EmailWebhook(Base):
     smtp_security_policy_id: Mapped[str | None] = mapped_column(ForeignKey("smtp_policies.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-# --- Inbound messages ----------------------------------------------------------------------
-
-
-class InboundMessage(Base):
-    """A message the SMTP server answered `250` for, kept until the `email.ingest` job has turned
-    it into one webhook delivery per recipient webhook (in that job's transaction, which deletes
-    it). Written with that job, in one transaction, before the `250`.
-
-    `envelope` is the SMTP envelope as every webhook would see it (all recipients); `routes`
-    holds the webhook id of each of its recipients, in the same order. `auth` has the mail
-    authentication results the policies needed at SMTP time; the job adds the rest.
-    """
-
-    __tablename__ = "email_inbound_messages"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("eml"))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
-    envelope: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    routes: Mapped[list[str]] = mapped_column(JSONType)
-    auth: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
