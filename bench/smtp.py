@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import statistics
 import sys
@@ -31,7 +32,7 @@ from aiohttp import web
 from loadgen import HOST, Server, free_port, listening, machine, print_table, start_conduit, start_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.email.dns_server import DnsServer  # noqa: E402 - the same loopback DNS server the tests use
+from tests.email.dns_server import DnsServer  # the same loopback DNS server the tests use
 
 DOMAIN = "bench.conduit.test"
 ADDRESS = f"inbox@{DOMAIN}"
@@ -148,10 +149,8 @@ class Receiver:
                 missing = len(queue_ids - self.arrived.keys())
                 raise SystemExit(f"{missing} messages were not delivered within {DELIVERY_TIMEOUT:.0f} s")
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 1.0)
-            except TimeoutError:
-                pass
         return max(self.arrived[queue_id] for queue_id in queue_ids)
 
 
