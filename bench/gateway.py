@@ -7,6 +7,11 @@ quota or rate limit applies), signs up, creates a key and registers the upstream
 opens its own MCP session (initialize, notifications/initialized) on its own keep-alive
 connection, then calls `echo` back to back; only a 200 whose body holds a `result` counts.
 
+Wall-clock rates are noisy on a small machine (the clients, the upstream and Conduit share its
+cores), so each row also shows the CPU time per call of each process (Linux `/proc`): the client
+(this process), the upstream, and Conduit. CPU is counted over the whole row (session setup and
+warm-up included) and divided by every answered message of the row.
+
     .venv/bin/python bench/gateway.py [--duration 5] [--concurrency 1,32] [--upstream fast|fixture]
 
 The targets (with a fast upstream): through Conduit, p50 less than 1 ms above direct and at least
@@ -24,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +75,19 @@ INITIALIZE = {
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 MAX_ADDED_P50_MS = 1.0
 MIN_THROUGHPUT_RATIO = 0.8
-HEADER = ("path", "clients", "calls/s", "p50 ms", "p99 ms", "errors", "added p50 ms", "throughput vs direct")
+HEADER = (
+    "path",
+    "clients",
+    "calls/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "added p50 ms",
+    "throughput vs direct",
+    "CPU ms/call: client",
+    "upstream",
+    "conduit",
+)
 
 
 class SetupFailed(Exception):
@@ -86,6 +104,7 @@ class Upstream:
     stop: Callable[[], None]
     alive: Callable[[], bool]
     log_tail: Callable[[], str]
+    pid: int
 
 
 def start_upstream(kind: str, workdir: Path) -> Upstream:
@@ -94,7 +113,12 @@ def start_upstream(kind: str, workdir: Path) -> Upstream:
         argv = [sys.executable, str(BENCH / "fast_upstream.py"), "--port", str(port)]
         server = start_process("upstream", argv, workdir, dict(os.environ), port, listening)
         return Upstream(
-            f"{server.base_url}/mcp", "bench/fast_upstream.py", server.stop, server.alive, server.log_tail
+            f"{server.base_url}/mcp",
+            "bench/fast_upstream.py",
+            server.stop,
+            server.alive,
+            server.log_tail,
+            server.process.pid,
         )
     sys.path.insert(0, str(BENCH.parent))  # the fixture server lives with the tests
     from tests.mcp_servers import start_fixture_http
@@ -105,7 +129,7 @@ def start_upstream(kind: str, workdir: Path) -> Upstream:
         return "\n".join(fixture.log().splitlines()[-20:])
 
     description = "tests/fixture_server.py (mcp SDK, JSON responses)"
-    return Upstream(fixture.url, description, fixture.stop, fixture.alive, log_tail)
+    return Upstream(fixture.url, description, fixture.stop, fixture.alive, log_tail, fixture.process.pid)
 
 
 def expect(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -208,7 +232,52 @@ def describe(response: Response) -> str:
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, conduit: Server, upstream: Upstream) -> list[Result]:
+# --- CPU per call ------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process `pid` (all its threads), or of this process for None;
+    NaN where /proc cannot tell."""
+    if pid is None:
+        return time.process_time()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuPerCall:
+    """CPU milliseconds per answered message of one row, for each process involved."""
+
+    pids: dict[str, int | None]
+    answered: int = 0
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def counting(self, succeeded: Callable[[Response], bool]) -> Callable[[Response], bool]:
+        def count(response: Response) -> bool:
+            self.answered += 1
+            return succeeded(response)
+
+        return count
+
+    def start(self) -> None:
+        self.spent = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> None:
+        self.spent = {name: cpu_seconds(pid) - self.spent[name] for name, pid in self.pids.items()}
+
+    def ms(self, name: str) -> str:
+        if name not in self.spent or not self.answered or self.spent[name] != self.spent[name]:
+            return "-"
+        return f"{self.spent[name] * 1000 / self.answered:.3f}"
+
+
+async def run(
+    args: argparse.Namespace, conduit: Server, upstream: Upstream
+) -> list[tuple[Result, CpuPerCall]]:
     key, gateway_endpoint = await register(conduit.base_url, args.upstream, upstream.url)
     paths = [Endpoint("direct", upstream.url), Endpoint("conduit", gateway_endpoint, {"X-API-Key": key})]
     print(
@@ -223,17 +292,28 @@ async def run(args: argparse.Namespace, conduit: Server, upstream: Upstream) -> 
     results = []
     for concurrency in sorted(set(args.concurrency)):
         for path in paths:
-            start = path.open_session
-            results.append(
-                await drive(path.path_name, path.port, concurrency, start, args.duration, succeeded)
+            pids: dict[str, int | None] = {"client": None, "upstream": upstream.pid}
+            if path.path_name == "conduit":
+                pids["conduit"] = conduit.process.pid
+            cpu = CpuPerCall(pids)
+            cpu.start()
+            result = await drive(
+                path.path_name,
+                path.port,
+                concurrency,
+                path.open_session,
+                args.duration,
+                cpu.counting(succeeded),
             )
+            cpu.stop()
+            results.append((result, cpu))
     return results
 
 
-def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
-    direct = {r.concurrency: r for r in results if r.scenario == "direct"}
+def table_rows(measured: list[tuple[Result, CpuPerCall]]) -> list[tuple[str, ...]]:
+    direct = {r.concurrency: r for r, _ in measured if r.scenario == "direct"}
     rows: list[tuple[str, ...]] = []
-    for r in results:
+    for r, cpu in measured:
         base = direct[r.concurrency]
         through = r.scenario != "direct"
         rows.append(
@@ -246,6 +326,9 @@ def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
                 str(r.errors),
                 f"{r.percentile_ms(50) - base.percentile_ms(50):+.2f}" if through else "-",
                 f"{r.rps / base.rps:.3f}" if through and base.rps else "-",
+                cpu.ms("client"),
+                cpu.ms("upstream"),
+                cpu.ms("conduit"),
             )
         )
     return rows
@@ -296,15 +379,16 @@ def main() -> None:
         conduit = start_conduit(workdir, args.log_level, {"CONDUIT_DEFAULT_PLAN": "enterprise"})
         running.callback(conduit.stop)
         try:
-            results = asyncio.run(run(args, conduit, upstream))
+            measured = asyncio.run(run(args, conduit, upstream))
         except SetupFailed as failure:
             raise SystemExit(f"{failure}\n{logs(conduit, upstream)}\n(files in {workdir})") from None
         if not (conduit.alive() and upstream.alive()):
             raise SystemExit(f"a server died during the run:\n{logs(conduit, upstream)}")
+        results = [result for result, _ in measured]
         total_errors = sum(r.errors for r in results)
         failure_logs = logs(conduit, upstream) if total_errors else ""
     print()
-    print_table(HEADER, table_rows(results))
+    print_table(HEADER, table_rows(measured))
     print()
     print("\n".join(verdicts(results)))
     if total_errors:
