@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import delete, event, select, update
+from sqlalchemy.engine import Engine
 
 from conduit.billing import service as billing
 from conduit.billing.models import UsageCounter
@@ -108,12 +109,12 @@ def statements(runtime: Runtime) -> Iterator[list[str]]:
         if not statement.startswith("BEGIN"):  # SQLite's explicit transaction start
             seen.append(statement)
 
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", on_execute)
+    # Every engine: the database may read and write through different ones (SQLite).
+    event.listen(Engine, "before_cursor_execute", on_execute)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "before_cursor_execute", on_execute)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
 
 from conduit.gateway.requestlog import LogEntry, RequestLogWriter
@@ -62,12 +63,12 @@ def inserts(runtime: Runtime) -> Iterator[list[int]]:
         if statement.startswith("INSERT INTO request_logs"):
             rows.append(len(parameters) if many else 1)
 
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", on_execute)
+    # Every engine: the database may read and write through different ones (SQLite).
+    event.listen(Engine, "before_cursor_execute", on_execute)
     try:
         yield rows
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "before_cursor_execute", on_execute)
 
 
 @pytest.fixture
