@@ -8,12 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 import conduit
 from conduit.kit.mcp import jsonrpc
 from conduit.kit.mcp.client import McpCallError, McpClient, McpProtocolError, probe_modern
+from conduit.kit.mcp.httpclient import HttpClient
 from conduit.kit.mcp.upstream import UpstreamClosed, UpstreamError, UpstreamSpec, upstream_client
 from tests.mcp_servers import ServerProcess, StdioCommand, free_port
 
@@ -21,10 +21,10 @@ PAGING_SERVER = Path(__file__).resolve().parent / "paging_server.py"
 
 
 @pytest.fixture(scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
+async def http() -> AsyncIterator[HttpClient]:
     client = upstream_client()
     yield client
-    await client.close()
+    await client.aclose()
 
 
 def remote(server: ServerProcess, transport: str = "streamable_http") -> UpstreamSpec:
@@ -47,9 +47,7 @@ def text_of(result: dict[str, object]) -> str:
     return "".join(block["text"] for block in content if block.get("type") == "text")
 
 
-async def test_initialize_over_streamable_http(
-    fixture_http: ServerProcess, http: aiohttp.ClientSession
-) -> None:
+async def test_initialize_over_streamable_http(fixture_http: ServerProcess, http: HttpClient) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         assert client.server_info == {"name": "conduit-fixture", "version": "1.0.0"}
         assert client.protocol_version == "2025-11-25"
@@ -58,7 +56,7 @@ async def test_initialize_over_streamable_http(
         await client.ping()
 
 
-async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: aiohttp.ClientSession) -> None:
+async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: HttpClient) -> None:
     async with McpClient(stdio(fixture_stdio), http) as client:
         assert client.server_info["name"] == "conduit-fixture"
         tools = {tool["name"]: tool for tool in await client.list_tools()}
@@ -72,9 +70,7 @@ async def test_lists_the_whole_catalog(fixture_stdio: StdioCommand, http: aiohtt
         assert "greeting" in prompts
 
 
-async def test_call_tool_answers_results_and_errors(
-    fixture_http: ServerProcess, http: aiohttp.ClientSession
-) -> None:
+async def test_call_tool_answers_results_and_errors(fixture_http: ServerProcess, http: HttpClient) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         echoed = await client.call_tool("echo", {"message": "hello ünïcode"})
         assert (text_of(echoed), echoed["isError"]) == ("hello ünïcode", False)
@@ -93,7 +89,7 @@ async def test_call_tool_answers_results_and_errors(
         assert text_of(await client.call_tool("echo", {"message": "still here"})) == "still here"
 
 
-async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: aiohttp.ClientSession) -> None:
+async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: HttpClient) -> None:
     async with McpClient(stdio(time_stdio), http) as client:
         assert client.server_info["name"] == "mcp-time"
         assert [t["name"] for t in await client.list_tools()] == ["get_current_time", "convert_time"]
@@ -108,7 +104,7 @@ async def test_mcp_server_time_over_stdio(time_stdio: StdioCommand, http: aiohtt
         assert (unknown.value.code, unknown.value.message) == (jsonrpc.INVALID_PARAMS, "Unknown tool: nope")
 
 
-async def test_legacy_sse_transport(everything_sse: ServerProcess, http: aiohttp.ClientSession) -> None:
+async def test_legacy_sse_transport(everything_sse: ServerProcess, http: HttpClient) -> None:
     async with McpClient(remote(everything_sse, "sse"), http) as client:
         assert client.server_info["name"] == "mcp-servers/everything"
         names = {tool["name"] for tool in await client.list_tools()}
@@ -118,7 +114,7 @@ async def test_legacy_sse_transport(everything_sse: ServerProcess, http: aiohttp
         await client.ping()
 
 
-async def test_follows_next_cursor_across_pages(http: aiohttp.ClientSession) -> None:
+async def test_follows_next_cursor_across_pages(http: HttpClient) -> None:
     async with McpClient(paging("--tools", "25", "--page-size", "10"), http) as client:
         tools = await client.list_tools()
         assert [t["name"] for t in tools] == [f"tool-{n:03d}" for n in range(25)]
@@ -126,7 +122,7 @@ async def test_follows_next_cursor_across_pages(http: aiohttp.ClientSession) -> 
         assert (await client.list_resources(), await client.list_prompts()) == ([], [])
 
 
-async def test_a_cursor_loop_is_an_error_not_a_hang(http: aiohttp.ClientSession) -> None:
+async def test_a_cursor_loop_is_an_error_not_a_hang(http: HttpClient) -> None:
     async with McpClient(paging("--loop"), http) as client:
         started = time.monotonic()
         with pytest.raises(McpProtocolError, match="loop"):
@@ -134,7 +130,7 @@ async def test_a_cursor_loop_is_an_error_not_a_hang(http: aiohttp.ClientSession)
         assert time.monotonic() - started < 5
 
 
-async def test_a_method_the_server_lacks_lists_as_empty(http: aiohttp.ClientSession) -> None:
+async def test_a_method_the_server_lacks_lists_as_empty(http: HttpClient) -> None:
     async with McpClient(paging(), http) as client:
         # Pretend the server advertised prompts: prompts/list answers -32601, read as "none".
         client.capabilities["prompts"] = {}
@@ -144,7 +140,7 @@ async def test_a_method_the_server_lacks_lists_as_empty(http: aiohttp.ClientSess
         assert missing.value.code == jsonrpc.METHOD_NOT_FOUND
 
 
-async def test_unreachable_upstreams_raise_upstream_errors(http: aiohttp.ClientSession) -> None:
+async def test_unreachable_upstreams_raise_upstream_errors(http: HttpClient) -> None:
     closed = UpstreamSpec("srv_test", "closed", "streamable_http", url=f"http://127.0.0.1:{free_port()}/mcp")
     with pytest.raises(UpstreamClosed):
         async with McpClient(closed, http):
@@ -155,7 +151,7 @@ async def test_unreachable_upstreams_raise_upstream_errors(http: aiohttp.ClientS
             pass
 
 
-async def test_the_environment_reaches_a_stdio_process(http: aiohttp.ClientSession) -> None:
+async def test_the_environment_reaches_a_stdio_process(http: HttpClient) -> None:
     async with McpClient(paging(env={"PAGING_TOOLS": "3"}), http) as client:
         assert len(await client.list_tools()) == 3
 
@@ -166,7 +162,7 @@ async def test_probe_modern(
     time_stdio: StdioCommand,
     everything_stdio: StdioCommand,
     everything_sse: ServerProcess,
-    http: aiohttp.ClientSession,
+    http: HttpClient,
 ) -> None:
     assert await probe_modern(remote(fixture_http), http) == ["2026-07-28"]
     assert await probe_modern(stdio(time_stdio), http) == ["2026-07-28"]
@@ -178,14 +174,14 @@ async def test_probe_modern(
 
 
 async def test_the_probe_leaves_the_upstream_usable_in_the_handshake_era(
-    fixture_http: ServerProcess, http: aiohttp.ClientSession
+    fixture_http: ServerProcess, http: HttpClient
 ) -> None:
     assert await probe_modern(remote(fixture_http), http) == ["2026-07-28"]
     async with McpClient(remote(fixture_http), http) as client:
         assert client.protocol_version == "2025-11-25"
 
 
-async def test_client_info_is_conduits(fixture_http: ServerProcess, http: aiohttp.ClientSession) -> None:
+async def test_client_info_is_conduits(fixture_http: ServerProcess, http: HttpClient) -> None:
     async with McpClient(remote(fixture_http), http) as client:
         # The fixture server's own view of its client is not exposed; the handshake we sent is.
         assert client.session.init_message is not None

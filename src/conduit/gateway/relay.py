@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 
 import conduit
@@ -53,6 +52,7 @@ from conduit.kit import metrics
 from conduit.kit.ids import random_base62
 from conduit.kit.mcp import jsonrpc
 from conduit.kit.mcp.client import upstream_http
+from conduit.kit.mcp.httpclient import HttpClient
 from conduit.kit.mcp.jsonrpc import Message
 from conduit.kit.mcp.upstream import UpstreamError, UpstreamSession
 from conduit.kit.runtime import Runtime
@@ -217,7 +217,7 @@ class Gateway:
         await self.gatekeeper.aclose()
 
     @property
-    def http(self) -> aiohttp.ClientSession:
+    def http(self) -> HttpClient:
         """The process's upstream client (shared with discovery; closed with the runtime)."""
         return upstream_http(self.runtime)
 

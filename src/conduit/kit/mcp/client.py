@@ -13,10 +13,9 @@ import itertools
 from types import TracebackType
 from typing import Any
 
-import aiohttp
-
 import conduit
 from conduit.kit.mcp import jsonrpc
+from conduit.kit.mcp.httpclient import HttpClient
 from conduit.kit.mcp.jsonrpc import Message
 from conduit.kit.mcp.upstream import (
     UpstreamError,
@@ -72,13 +71,13 @@ class McpProtocolError(UpstreamError):
     """The upstream answered, but not as MCP allows (no result object, a cursor loop, ...)."""
 
 
-def upstream_http(runtime: Runtime) -> aiohttp.ClientSession:
+def upstream_http(runtime: Runtime) -> HttpClient:
     """The process's shared client for upstream traffic, created on first use and closed with
     the runtime."""
     client = runtime.extras.get("upstream_http")
     if client is None:
         client = runtime.extras["upstream_http"] = upstream_client()
-    assert isinstance(client, aiohttp.ClientSession)
+    assert isinstance(client, HttpClient)
     return client
 
 
@@ -86,9 +85,7 @@ class McpClient:
     """`async with McpClient(spec, http_client) as c:` opens a session (initialize and
     notifications/initialized); leaving the block closes it (and stops a stdio process)."""
 
-    def __init__(
-        self, spec: UpstreamSpec, http_client: aiohttp.ClientSession, *, timeout: float = 30.0
-    ) -> None:
+    def __init__(self, spec: UpstreamSpec, http_client: HttpClient, *, timeout: float = 30.0) -> None:
         self.spec = spec
         self.timeout = timeout
         self.session = UpstreamSession(spec, http_client, on_message=self._on_message)
@@ -226,7 +223,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 async def probe_modern(
-    spec: UpstreamSpec, http_client: aiohttp.ClientSession, *, timeout: float = PROBE_TIMEOUT
+    spec: UpstreamSpec, http_client: HttpClient, *, timeout: float = PROBE_TIMEOUT
 ) -> list[str]:
     """The versions the upstream lists in answer to a 2026-07-28 `server/discover`, when that
     list holds 2026-07-28; else []. A stdio upstream is probed in a throwaway process, since

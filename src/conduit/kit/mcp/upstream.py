@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-import aiohttp
 import structlog
 from mcp.client.stdio import get_default_environment
 
 from conduit.kit.mcp import jsonrpc
+from conduit.kit.mcp.httpclient import HttpClient, HttpError, Response, ResponseTooLarge
 from conduit.kit.mcp.jsonrpc import Message
 
 log = structlog.get_logger("conduit.gateway.upstream")
@@ -196,11 +196,11 @@ _background: set[asyncio.Task[Any]] = set()
 # --- streamable HTTP --------------------------------------------------------------------------
 
 
-async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def _lines(response: Response) -> AsyncIterator[str]:
     """Lines of a streamed body, split on CRLF, LF or CR; no line length limit below
-    MAX_MESSAGE_BYTES (aiohttp's own readline stops at 128 KiB)."""
+    MAX_MESSAGE_BYTES."""
     buffer = b""
-    async for chunk in response.content.iter_any():
+    async for chunk in response.chunks():
         buffer += chunk
         if len(buffer) > MAX_MESSAGE_BYTES and b"\n" not in buffer and b"\r" not in buffer:
             raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
@@ -215,7 +215,7 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
         yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
-async def sse_messages(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+async def sse_messages(response: Response) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of an SSE stream; comments, ids and priming events are dropped."""
     event, size = "message", 0
     data: list[str] = []
@@ -252,25 +252,27 @@ class HttpUpstream(Upstream):
     """Streamable HTTP: one POST per message; replies as JSON or as an SSE stream per request,
     plus a GET stream for messages unrelated to any request."""
 
-    def __init__(
-        self, spec: UpstreamSpec, client: aiohttp.ClientSession, *, on_message: Sink | None = None
-    ) -> None:
+    def __init__(self, spec: UpstreamSpec, client: HttpClient, *, on_message: Sink | None = None) -> None:
         super().__init__(spec, on_message=on_message)
         assert spec.url is not None
         self.url = spec.url
         self.client = client
         self.session_id: str | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._headers_of: tuple[str | None, str | None] | None = None
+        self._base_headers: dict[str, str] = {}
 
-    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = {"accept": SSE_ACCEPT, "content-type": "application/json", **self.spec.headers}
-        if self.session_id:
-            headers["mcp-session-id"] = self.session_id
-        if self.protocol_version:
-            headers["mcp-protocol-version"] = self.protocol_version
-        if extra:
-            headers.update(extra)
-        return headers
+    def _headers(self, extra: Mapping[str, str] | None = None) -> Mapping[str, str]:
+        """The headers of every message (built again only when the session changes)."""
+        session = (self.session_id, self.protocol_version)
+        if session != self._headers_of:
+            headers = {"accept": SSE_ACCEPT, "content-type": "application/json", **self.spec.headers}
+            if self.session_id:
+                headers["mcp-session-id"] = self.session_id
+            if self.protocol_version:
+                headers["mcp-protocol-version"] = self.protocol_version
+            self._headers_of, self._base_headers = session, headers
+        return {**self._base_headers, **extra} if extra else self._base_headers
 
     async def _exchange(
         self, upstream_id: str, message: Message, pending: _Pending, headers: Mapping[str, str] | None
@@ -278,13 +280,12 @@ class HttpUpstream(Upstream):
         body = jsonrpc.dumps(message)
         modern = "mcp-protocol-version" in (headers or {})
         try:
-            headers = self._headers(headers)
-            async with self.client.post(self.url, data=body, headers=headers, allow_redirects=False) as resp:
+            async with self.client.request("POST", self.url, self._headers(headers), body) as resp:
                 if message.get("method") == "initialize" and "mcp-session-id" in resp.headers:
                     self.session_id = resp.headers["mcp-session-id"]
                 if resp.status == 404 and self.session_id and not modern:
                     raise SessionLost("The upstream session expired")
-                content_type = resp.headers.get("content-type", "").split(";")[0].strip()
+                content_type = resp.content_type
                 if content_type == "text/event-stream":
                     async for _event, data in sse_messages(resp):
                         received = _decode(data)
@@ -294,25 +295,23 @@ class HttpUpstream(Upstream):
                             return Reply(received, resp.status, content_type)
                         await self._route(received, pending.sink)
                     raise UpstreamClosed("The upstream closed the stream before answering")
-                raw = await resp.read()
-                if len(raw) > MAX_MESSAGE_BYTES:
-                    raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
+                raw = await resp.read(MAX_MESSAGE_BYTES)
                 received = _decode(raw) if raw else None
                 if received is not None and jsonrpc.is_response(received):
                     return Reply(received, resp.status, content_type or "application/json")
                 raise UpstreamError(f"The upstream answered HTTP {resp.status} without a JSON-RPC reply")
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamClosed(f"The upstream is unreachable: {type(exc).__name__}") from None
+        except ResponseTooLarge:
+            raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB") from None
+        except HttpError as exc:
+            raise UpstreamClosed(f"The upstream is unreachable: {exc}") from None
 
     async def send(self, message: Message) -> None:
         try:
-            async with self.client.post(
-                self.url, data=jsonrpc.dumps(message), headers=self._headers()
-            ) as resp:
-                await resp.read()
+            async with self.client.request("POST", self.url, self._headers(), jsonrpc.dumps(message)) as resp:
+                await resp.read(MAX_MESSAGE_BYTES)
                 status = resp.status
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamClosed(f"The upstream is unreachable: {type(exc).__name__}") from None
+        except HttpError as exc:
+            raise UpstreamClosed(f"The upstream is unreachable: {exc}") from None
         if status == 404 and self.session_id:
             raise SessionLost("The upstream session expired")
         if status >= 400:
@@ -329,14 +328,14 @@ class HttpUpstream(Upstream):
             try:
                 headers = {k: v for k, v in self._headers().items() if k != "content-type"}
                 headers["accept"] = "text/event-stream"
-                async with self.client.get(self.url, headers=headers, allow_redirects=False) as resp:
+                async with self.client.request("GET", self.url, headers) as resp:
                     if resp.status >= 400:
                         return  # no GET stream here; nothing unsolicited will come
                     async for _event, data in sse_messages(resp):
                         received = _decode(data)
                         if received is not None:
                             await self._route(received, None)
-            except (aiohttp.ClientError, OSError, UpstreamError):
+            except (HttpError, UpstreamError):
                 pass
             delay = next(delays, None)
             if delay is None:
@@ -350,10 +349,8 @@ class HttpUpstream(Upstream):
         if self.session_id:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    async with self.client.delete(
-                        self.url, headers=self._headers(), allow_redirects=False
-                    ) as resp:
-                        await resp.read()
+                    async with self.client.request("DELETE", self.url, self._headers()) as resp:
+                        await resp.read(MAX_MESSAGE_BYTES)
 
 
 # --- one stream for everything: legacy SSE and stdio ------------------------------------------
@@ -390,9 +387,7 @@ class SseUpstream(StreamUpstream):
     """The 2024-11-05 HTTP+SSE transport: a GET stream announces where to POST; every reply comes
     back on the GET stream."""
 
-    def __init__(
-        self, spec: UpstreamSpec, client: aiohttp.ClientSession, *, on_message: Sink | None = None
-    ) -> None:
+    def __init__(self, spec: UpstreamSpec, client: HttpClient, *, on_message: Sink | None = None) -> None:
         super().__init__(spec, on_message=on_message)
         assert spec.url is not None
         self.client = client
@@ -413,7 +408,7 @@ class SseUpstream(StreamUpstream):
         assert self.spec.url is not None
         try:
             headers = {"accept": "text/event-stream", **self.spec.headers}
-            async with self.client.get(self.spec.url, headers=headers, allow_redirects=False) as resp:
+            async with self.client.request("GET", self.spec.url, headers) as resp:
                 if resp.status >= 400:
                     raise UpstreamClosed(f"The SSE upstream answered HTTP {resp.status}")
                 async for event, data in sse_messages(resp):
@@ -425,7 +420,7 @@ class SseUpstream(StreamUpstream):
                     if received is not None:
                         await self._dispatch(received)
             raise UpstreamClosed("The SSE upstream closed its stream")
-        except (aiohttp.ClientError, OSError, UpstreamError) as exc:
+        except (HttpError, UpstreamError) as exc:
             error = (
                 exc if isinstance(exc, UpstreamError) else UpstreamClosed("The SSE upstream is unreachable")
             )
@@ -438,15 +433,11 @@ class SseUpstream(StreamUpstream):
         if self.endpoint is None or self._closed:
             raise UpstreamClosed("The SSE upstream is not connected")
         try:
-            async with self.client.post(
-                self.endpoint,
-                data=jsonrpc.dumps(message),
-                headers={"content-type": "application/json", **self.spec.headers},
-                allow_redirects=False,
-            ) as resp:
-                await resp.read()
+            headers = {"content-type": "application/json", **self.spec.headers}
+            async with self.client.request("POST", self.endpoint, headers, jsonrpc.dumps(message)) as resp:
+                await resp.read(MAX_MESSAGE_BYTES)
                 status = resp.status
-        except (aiohttp.ClientError, OSError):
+        except HttpError:
             raise UpstreamClosed("The SSE upstream is unreachable") from None
         if status == 404:
             raise SessionLost("The SSE upstream no longer knows this session")
@@ -573,7 +564,7 @@ class StdioUpstream(StreamUpstream):
 
 def open_upstream(
     spec: UpstreamSpec,
-    client: aiohttp.ClientSession,
+    client: HttpClient,
     *,
     on_message: Sink | None = None,
     on_stderr: Callable[[str], None] | None = None,
@@ -585,19 +576,11 @@ def open_upstream(
     return HttpUpstream(spec, client, on_message=on_message)
 
 
-def upstream_client() -> aiohttp.ClientSession:
+def upstream_client() -> HttpClient:
     """The one client for upstream traffic (call it in the event loop that will use it).
     Upstreams may be on private addresses (a self-hosted gateway fronts internal servers), so
-    this is not the SSRF-guarded client. aiohttp rather than httpx here: on the relay's hot path
-    it costs a third of httpx's time per request, and httpx slows down sharply with many
-    concurrent requests on one pool (measured in bench/gateway.py's notes)."""
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0),
-        connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
-        auto_decompress=True,
-        trust_env=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
-    )
+    this is not the SSRF-guarded client."""
+    return HttpClient()
 
 
 # --- a session kept alive: handshake, re-handshake, restart with backoff ----------------------
@@ -617,7 +600,7 @@ class UpstreamSession:
     def __init__(
         self,
         spec: UpstreamSpec,
-        client: aiohttp.ClientSession,
+        client: HttpClient,
         *,
         on_message: Sink | None = None,
         on_stderr: Callable[[str], None] | None = None,
