@@ -28,9 +28,10 @@ THRESHOLD = Severity.medium
 
 def _hits(findings: list[Finding], target: str) -> list[Finding]:
     return [
-        f for f in findings
+        f
+        for f in findings
         if f.severity.at_least(THRESHOLD) and (f.location == target or f.location.startswith(target + "."))
-    ]  # fmt: skip
+    ]
 
 
 async def _scan_listing(name: str, listing: dict) -> list[Finding]:
@@ -69,7 +70,8 @@ async def harmless(split: str, show: bool) -> tuple[int, int, int, int]:
                 if show:
                     worst = max(hits, key=lambda f: f.severity.rank)
                     print(
-                        f"  FP {doc['server']}/{tool['name']}: {worst.severity} {worst.id} {worst.location}: {worst.evidence[:150]}"
+                        f"  FP {doc['server']}/{tool['name']}: {worst.severity} {worst.id} {worst.location}: "
+                        f"{worst.evidence[:150]}"
                     )
         if any(f.severity.at_least(THRESHOLD) and not f.location.startswith("tools[") for f in findings):
             server_level += 1
@@ -92,7 +94,8 @@ async def main() -> int:
         rows.append((split, detected, attacks, flagged, tools, servers, server_level, families))
     print()
     print(
-        f"{'set':<9} {'poisoned detected':>20} {'harmless tools flagged':>24} {'servers':>8} {'server-level':>13}"
+        f"{'set':<9} {'poisoned detected':>20} {'harmless tools flagged':>24} "
+        f"{'servers':>8} {'server-level':>13}"
     )
     for split, detected, attacks, flagged, tools, servers, server_level, _families in rows:
         print(
@@ -100,7 +103,8 @@ async def main() -> int:
             f"   {flagged:>5}/{tools:<5} {flagged / max(1, tools):>8.1%} {servers:>8} {server_level:>13}"
         )
     print(
-        f"\n(detected / flagged = a finding of {THRESHOLD.value} or more on the item; targets: >= 90% and <= 3%)"
+        f"\n(detected / flagged = a finding of {THRESHOLD.value} or more on the item; "
+        "targets: >= 90% and <= 3%)"
     )
     for split, *_rest, families in rows:
         misses = {f: v for f, v in families.items() if v[0] < v[1]}
