@@ -384,7 +384,3 @@ def _javascript_tools(inventory: Inventory, name: str, text: str) -> None:
                 PurePosixPath(name).stem, {"tools": list(tools.values())}, source=name
             )
         )
-
-
-def tools_of(inventory: Inventory) -> list[Tool]:
-    return [t for s in inventory.servers for t in s.tools]
