@@ -21,7 +21,6 @@ from conduit.scanning.inventory import (
     RemoteEndpoint,
     ServerInventory,
     SourceFile,
-    Tool,
 )
 
 ACCEPTED_SUFFIXES = {".json", ".yaml", ".yml", ".txt", ".py", ".js", ".ts", ".toml", ".mjs", ".cjs", ".lock"}
