@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
@@ -483,14 +483,33 @@ def sender_for(runtime: Runtime) -> WebhookSender:
     return sender
 
 
+HeaderSigner = Callable[[str, bytes], dict[str, str]]
+# Extra signature headers a kind of endpoint sends besides Standard Webhooks' (seed 004's
+# `X-TrustTrace-Signature`, say): a function of the current secret and the body.
+_HEADER_SIGNERS: dict[str, HeaderSigner] = {}
+
+
+def header_signer(kind: str) -> Callable[[HeaderSigner], HeaderSigner]:
+    def register(fn: HeaderSigner) -> HeaderSigner:
+        _HEADER_SIGNERS[kind] = fn
+        return fn
+
+    return register
+
+
 def _message(keyring: Keyring, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> OutboundMessage:
+    secrets = signing_secrets(keyring, endpoint)
+    headers = custom_headers(keyring, endpoint)
+    signer = _HEADER_SIGNERS.get(endpoint.kind)
+    if signer is not None:
+        headers.update(signer(secrets[0], delivery.body))
     return OutboundMessage(
         url=endpoint.url,
         message_id=delivery.message_id,
         body=delivery.body,
         content_type=delivery.content_type,
-        signing_secrets=signing_secrets(keyring, endpoint),
-        headers=custom_headers(keyring, endpoint),
+        signing_secrets=secrets,
+        headers=headers,
     )
 
 
