@@ -39,8 +39,8 @@ async def _scan_listing(name: str, listing: dict) -> list[Finding]:
     return (await scan(inventory)).findings
 
 
-async def poisoned(split: str, show: bool) -> tuple[int, int, dict[str, list[int]]]:
-    data = json.loads((ROOT / "data" / "poisoned" / f"{split}.json").read_text())
+async def poisoned(split: str, show: bool, path: Path | None = None) -> tuple[int, int, dict[str, list[int]]]:
+    data = json.loads((path or ROOT / "data" / "poisoned" / f"{split}.json").read_text())
     detected = 0
     by_family: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for item in data["items"]:
@@ -85,11 +85,14 @@ async def main() -> int:
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--show-fps", action="store_true")
     parser.add_argument("--split", choices=["dev", "heldout"], action="append")
+    parser.add_argument(
+        "--poisoned", type=Path, help="score this poisoned-items file instead of data/poisoned/<split>.json"
+    )
     args = parser.parse_args()
     splits = args.split or ["dev", "heldout"]
     rows = []
     for split in splits:
-        detected, attacks, families = await poisoned(split, args.show_misses)
+        detected, attacks, families = await poisoned(split, args.show_misses, args.poisoned)
         flagged, tools, servers, server_level = await harmless(split, args.show_fps)
         rows.append((split, detected, attacks, flagged, tools, servers, server_level, families))
     print()
