@@ -28,6 +28,7 @@ from conduit.kit.metrics import metrics_endpoint
 from conduit.kit.runtime import Runtime
 from conduit.orgs import invitations as _invitations  # noqa: F401 - registers the invitation mail job
 from conduit.orgs.routes import router as orgs_router
+from conduit.registry.routes import router as registry_router
 from conduit.scanning.routes import router as scanning_router
 from conduit.servers import discovery as _discovery  # noqa: F401 - registers the discovery and health jobs
 from conduit.servers.routes import router as servers_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(admin_router)
     app.include_router(servers_router)
     app.include_router(scanning_router)
+    app.include_router(registry_router)
     app.include_router(web_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app
