@@ -17,6 +17,8 @@ UNSCANNED_COLOUR = "#9f9f9f"
 LABEL_COLOUR = "#555555"
 NOT_SCANNED = "not scanned"
 MAX_NAME = 40
+# Control, format (bidi, zero-width, tags), surrogate, private-use and unassigned characters.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 HEIGHT = 20
 PADDING = 6
 # Advance widths of Verdana 11px, near enough to size the boxes without a font at hand.
@@ -53,11 +55,8 @@ def _width(text: str) -> int:
 
 def clean(text: str, limit: int = MAX_NAME) -> str:
     """Visible characters only, whitespace collapsed, at most `limit` of them."""
-    visible = "".join(
-        " " if char.isspace() else char
-        for char in text
-        if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
-    )
+    spaced = "".join(" " if char.isspace() else char for char in text)
+    visible = "".join(char for char in spaced if unicodedata.category(char) not in HIDDEN_CATEGORIES)
     visible = re.sub(r" +", " ", visible).strip()
     return visible if len(visible) <= limit else visible[: limit - 1].rstrip() + "…"
 
