@@ -40,10 +40,18 @@ async def _scan_listing(name: str, listing: dict) -> list[Finding]:
 
 
 async def poisoned(split: str, show: bool, path: Path | None = None) -> tuple[int, int, dict[str, list[int]]]:
-    data = json.loads((path or ROOT / "data" / "poisoned" / f"{split}.json").read_text())
+    if path is not None:
+        files = [path]
+    else:
+        # dev.json plus any dev-*.json next to it; held-out splits are one file each.
+        folder = ROOT / "data" / "poisoned"
+        files = [folder / f"{split}.json", *sorted(folder.glob(f"{split}-*.json"))]
+        if split != "dev":
+            files = files[:1]
+    items = [item for file in files for item in json.loads(file.read_text())["items"]]
     detected = 0
     by_family: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for item in data["items"]:
+    for item in items:
         findings = await _scan_listing(item["id"], item["listing"])
         hit = bool(_hits(findings, item["target"]))
         detected += hit
@@ -51,7 +59,7 @@ async def poisoned(split: str, show: bool, path: Path | None = None) -> tuple[in
         by_family[item["family"]][1] += 1
         if show and not hit:
             print(f"  MISS {item['id']} ({item['family']}, {item['source']})")
-    return detected, len(data["items"]), by_family
+    return detected, len(items), by_family
 
 
 async def harmless(split: str, show: bool) -> tuple[int, int, int, int]:
