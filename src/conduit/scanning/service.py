@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import math
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import case, func, select
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conduit.billing import service as billing
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unprocessable
-from conduit.kit.http import validate_target_url
+from conduit.kit.http import is_public_address, parse_address, validate_target_url
 from conduit.kit.jobs import JobContext, enqueue, registry
 from conduit.kit.mcp.upstream import UpstreamSpec
 from conduit.kit.runtime import Runtime
@@ -51,6 +54,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_FILES = 200
 CONNECT_TIMEOUT_SECONDS = 10.0
 SCAN_TIMEOUT_SECONDS = 120.0
+RESOLVE_TIMEOUT_SECONDS = 5.0
 REPORT_LIFETIME = timedelta(hours=24)
 RUNTIME_WINDOW = timedelta(days=7)
 # The seed's first estimates, until this installation has timed scans of its own.
@@ -98,6 +102,29 @@ def check_upload_name(name: str) -> str:
     return base
 
 
+class PrivateTarget(Exception):
+    """The target's host name resolves to an address the operator does not let scans reach."""
+
+
+async def check_resolved_target(runtime: Runtime, url: str) -> None:
+    """Raise `PrivateTarget` when the URL's host name resolves to a private, loopback or reserved
+    address and private targets are not allowed: the name is not the address that is dialled.
+    A name that does not resolve now passes; its scan fails when it runs."""
+    if runtime.settings.allow_private_targets:
+        return
+    host = urlsplit(url).hostname or ""
+    if parse_address(host) is not None:
+        return  # a literal address: check_scan_url has judged it
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, TimeoutError):
+        return
+    for info in infos:
+        if not is_public_address(ipaddress.ip_address(str(info[4][0]).split("%")[0])):
+            raise PrivateTarget(f"{host} resolves to a private, loopback or reserved address")
+
+
 async def _charge(session: AsyncSession, runtime: Runtime, org: Organization) -> None:
     """One scan off the plan's monthly allowance, or 429 with when it resets."""
     await billing.consume(session, org.id, org.plan, "scans", upgrade_url=upgrade_url(runtime))
@@ -112,6 +139,10 @@ async def submit_url_scan(
     auth_token: str | None,
 ) -> Scan:
     url = check_scan_url(runtime, url)
+    try:
+        await check_resolved_target(runtime, url)
+    except PrivateTarget as exc:
+        raise BadRequest(str(exc), code="private_address_not_allowed") from None
     await _charge(session, runtime, org)
     scan_row = Scan(org_id=org.id, account_id=account_id, scan_type="mcp", target=url, status=QUEUED)
     session.add(scan_row)
@@ -266,6 +297,8 @@ async def _progress_writer(runtime: Runtime, scan_id: str) -> Any:
 async def _inventory(runtime: Runtime, work: _Work, progress: Any) -> Inventory:
     if work.scan_type == "upload":
         return await asyncio.to_thread(inventory_from_files, work.files, target=work.target)
+    # Again when it runs: what a name resolves to can change after the scan was accepted.
+    await check_resolved_target(runtime, work.target)
     headers = {"Authorization": f"Bearer {work.auth_token}"} if work.auth_token else None
     spec = spec_for_url(work.target, headers=headers)
     return await collect(spec, timeout=CONNECT_TIMEOUT_SECONDS, progress=progress)
@@ -481,9 +514,13 @@ async def scan_endpoint(session: AsyncSession, org_id: str) -> WebhookEndpoint |
 
 
 async def notify_completed(session: AsyncSession, runtime: Runtime, row: Scan) -> None:
-    """Queue the scan-completed event for the organization's webhook, in the caller's transaction."""
+    """Queue the scan-completed event for the organization's webhook, in the caller's
+    transaction; only while the organization's plan includes the webhook (Team and above)."""
     endpoint = await scan_endpoint(session, row.org_id)
     if endpoint is None:
+        return
+    org = await session.get(Organization, row.org_id)
+    if org is None or org.plan not in TEAM_PLANS:
         return
     webhooks.enqueue_delivery(
         session,
@@ -517,6 +554,8 @@ async def set_account_webhook(
         if endpoint is not None:
             await webhooks.delete_endpoint(session, endpoint)
         return None, None
+    # An unusable URL is a 400 here, as seed 004 answers a bad scan URL.
+    url = check_scan_url(runtime, url)
     if endpoint is not None:
         webhooks.update_endpoint(runtime, endpoint, url=url)
         if endpoint.status != "active":
