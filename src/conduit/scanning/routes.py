@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
+from starlette.types import Message, Receive
 
 from conduit.billing import service as billing
 from conduit.identity.auth import RuntimeDep
@@ -100,8 +101,13 @@ async def submit_upload_scan(
         raise BadRequest(
             "Send the files as multipart/form-data in the `files` field", code="multipart_required"
         )
+    limited = Request(
+        request.scope, _BodyLimit(request.receive, service.MAX_UPLOAD_BYTES + UPLOAD_OVERHEAD_BYTES)
+    )
     try:
-        form = await request.form(max_files=service.MAX_UPLOAD_FILES + 1)
+        form = await limited.form(max_files=service.MAX_UPLOAD_FILES + 1)
+    except PayloadTooLarge:
+        raise
     except Exception as exc:  # a malformed multipart body
         raise BadRequest(f"The multipart body could not be read: {exc}", code="invalid_multipart") from None
     try:
@@ -125,11 +131,27 @@ async def submit_upload_scan(
     )
 
 
+class _BodyLimit:
+    """The request's `receive`, refusing with 413 once the body passes `limit` bytes: a chunked
+    upload (no Content-Length) is stopped there rather than spooled to disk whole."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive, self.limit, self.size = receive, limit, 0
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                raise PayloadTooLarge("The upload exceeds 10 MB in total", code="payload_too_large")
+        return message
+
+
 @router.get(
     "/v1/scan/{scan_id}",
     summary="Get scan results",
     response_model=ScanStatusResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=responses(401, 403, 404),
 )
 async def get_scan(scan_id: str, session: SessionDep, access: Reader) -> dict[str, Any]:
