@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from conduit.billing import service as billing
+from conduit.identity.models import AuditEvent
 from conduit.kit.runtime import Runtime
 from conduit.scanning.models import Scan
 from tests.mcp_servers import ServerProcess, free_port
@@ -18,6 +19,14 @@ from tests.registry.support import BREAKDOWN_FIELDS, new_owner
 async def scans_stored(runtime: Runtime) -> int:
     async with runtime.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(Scan)) or 0)
+
+
+async def scan_audits(runtime: Runtime, org_id: str) -> list[AuditEvent]:
+    async with runtime.db.session(write=False) as session:
+        rows = await session.scalars(
+            select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.action == "server.scanned")
+        )
+        return list(rows.all())
 
 
 async def test_a_poisoned_stdio_server_is_scanned_and_graded_f(
@@ -36,6 +45,9 @@ async def test_a_poisoned_stdio_server_is_scanned_and_graded_f(
     assert body["findingsCount"] >= 2
     listed = (await client.get("/api/servers", headers=owner.headers)).json()
     assert (listed[0]["trust_score"], listed[0]["trust_grade"]) == (body["scores"]["total"], "F")
+    [audited] = await scan_audits(runtime, owner.org_id)
+    assert (audited.account_id, audited.meta["server_id"]) == (owner.user.id, server["id"])
+    assert audited.meta["scan_id"].startswith("scn_")
 
 
 async def test_an_http_server_is_scanned(
