@@ -38,6 +38,7 @@ from conduit.kit.runtime import Runtime
 from conduit.orgs.models import Organization
 from conduit.scanning.models import Scan, ScanUpload
 from tests.conftest import User, client_for, sign_up
+from tests.mcp_servers import ServerProcess
 from tests.scanning import poisoned_server
 from tests.webhooks.conftest import loopback_runtime
 from tests.webhooks.receiver import Receiver
@@ -295,6 +296,20 @@ async def test_the_auth_token_reaches_the_server_and_is_not_kept(
     assert refused["error"]
 
 
+async def test_a_legacy_sse_server_is_scanned_too(
+    api: httpx.AsyncClient, scan_worker: JobWorker, pro: Customer, everything_sse: ServerProcess
+) -> None:
+    """The seed's own example URL ends in /sse: server-everything over HTTP+SSE, a harmless server."""
+    done = await scan_now(api, scan_worker, pro, everything_sse.url)
+    assert done["status"] == "complete", done
+    ids = {f["id"] for f in done["findings"]}
+    assert "CND-TR-009" in ids  # the deprecated transport is itself a finding
+    assert not [
+        f for f in done["findings"] if f["id"].startswith("CND-PI") and f["severity"] in ("critical", "high")
+    ]
+    assert done["overall_score"] > 50
+
+
 async def test_a_failed_scan_leaves_no_token_behind(
     api: httpx.AsyncClient, scanner: Runtime, scan_worker: JobWorker, pro: Customer
 ) -> None:
@@ -308,6 +323,19 @@ async def test_a_failed_scan_leaves_no_token_behind(
     async with scanner.db.session(write=False) as session:
         jobs = (await session.scalars(select(Job).where(Job.kind == "scanning.run"))).all()
     assert [job.status for job in jobs] == ["done"]  # the target's failure is not retried
+
+
+async def test_a_server_that_never_answers_fails_with_a_timeout(
+    api: httpx.AsyncClient, scan_worker: JobWorker, pro: Customer, live_server: LiveServer
+) -> None:
+    """Accepts the connection, never answers: the scan gives up after 10 s and says why."""
+    live_server.release.clear()
+    started = time.monotonic()
+    failed = await scan_now(api, scan_worker, pro, live_server.url("/held"))
+    took = time.monotonic() - started
+    assert failed["status"] == "failed"
+    assert "did not answer within 10 s" in failed["error"]  # seed 004: at most 10 s to connect
+    assert 9 <= took < 30
 
 
 @pytest.mark.parametrize(
@@ -441,6 +469,27 @@ async def test_a_viewer_key_may_read_but_not_scan(
     refused = await api.post("/v1/scan/mcp", json={"url": live_server.url()}, headers=viewer)
     assert refused.status_code == 403, refused.text
     assert await scans_used(api, pro) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/scan/mcp"),
+        ("POST", "/v1/scan/upload"),
+        ("GET", "/v1/scan/scn_x"),
+        ("GET", "/v1/scans"),
+        ("POST", "/v1/scan/scn_x/report"),
+        ("GET", "/v1/account"),
+        ("PUT", "/v1/account/webhook"),
+    ],
+)
+async def test_every_endpoint_but_the_report_link_needs_a_key(
+    api: httpx.AsyncClient, method: str, path: str
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer cnd_live_notakey"}, {"X-API-Key": "sk_scan_nope"}):
+        response = await api.request(method, path, headers=headers)
+        assert_error(response, 401, response.json()["code"])
+        assert "www-authenticate" in response.headers
 
 
 # --- upload scans ----------------------------------------------------------------------------------
