@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from aiohttp import web
 from pypdf import PdfReader
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
@@ -308,6 +309,62 @@ async def test_a_legacy_sse_server_is_scanned_too(
         f for f in done["findings"] if f["id"].startswith("CND-PI") and f["severity"] in ("critical", "high")
     ]
     assert done["overall_score"] > 50
+
+
+@pytest.fixture
+async def judge_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """An OpenAI-compatible chat-completions endpoint on 127.0.0.1 that calls any text
+    mentioning "time" malicious; yields its base URL and the texts it was asked about."""
+    asked: list[str] = []
+
+    async def completions(request: web.Request) -> web.Response:
+        body = await request.json()
+        text = body["messages"][-1]["content"]
+        asked.append(text)
+        verdict = {"malicious": "time" in text, "confidence": 0.9, "reason": "talks about time"}
+        message = {"role": "assistant", "content": json.dumps(verdict)}
+        return web.json_response(
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/v1", asked
+    await runner.cleanup()
+
+
+async def test_the_llm_judge_joins_api_scans_when_configured(
+    api: httpx.AsyncClient,
+    scan_worker: JobWorker,
+    pro: Customer,
+    live_server: LiveServer,
+    judge_server: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONDUIT_SCANNER_JUDGE_URL", raising=False)
+    without = await scan_now(api, scan_worker, pro, live_server.url())
+    assert "CND-LLM-001" not in {f["id"] for f in without["findings"]}
+
+    url, asked = judge_server
+    monkeypatch.setenv("CONDUIT_SCANNER_JUDGE_URL", url)
+    monkeypatch.setenv("CONDUIT_SCANNER_JUDGE_MODEL", "local-judge")
+    judged = await scan_now(api, scan_worker, pro, live_server.url())
+    assert judged["status"] == "complete"
+    assert any("Returns the current time" in text for text in asked)
+    [verdict] = [
+        f for f in judged["findings"] if f["id"] == "CND-LLM-001" and f["location"] == "tools[2].description"
+    ]
+    assert "talks about time" in verdict["evidence"]
 
 
 async def test_a_failed_scan_leaves_no_token_behind(

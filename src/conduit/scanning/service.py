@@ -38,6 +38,7 @@ from conduit.scanning.collect import collect, spec_for_url
 from conduit.scanning.engine import ScanResult, scan
 from conduit.scanning.files import REJECTED_SUFFIXES, UploadedFile, accepts, inventory_from_files
 from conduit.scanning.inventory import Inventory
+from conduit.scanning.judge import Judge, JudgeConfig
 from conduit.scanning.models import COMPLETE, FAILED, QUEUED, RUNNING, Scan, ScanReport, ScanUpload
 from conduit.servers.models import RequestLog, Server
 from conduit.servers.service import upstream_spec
@@ -317,7 +318,15 @@ async def run_engine(
         previous_hashes=previous_hashes or None,
         runtime=runtime_score,
         progress=progress,
+        judge=configured_judge(),
     )
+
+
+def configured_judge() -> Judge | None:
+    """The LLM judge when the operator configured one (CONDUIT_SCANNER_JUDGE_URL, _MODEL,
+    _API_KEY), the same one `conduit scan` uses; read at each scan. Off by default."""
+    config = JudgeConfig.from_environment()
+    return Judge(config) if config else None
 
 
 def store_result(scan_row: Scan, result: ScanResult) -> None:
