@@ -249,3 +249,18 @@ async def test_a_failed_scan_keeps_the_last_report(client: httpx.AsyncClient, ru
     report = (await client.get(f"/api/registry/{server['id']}")).json()
     assert (report["latestScan"], report["history"]) == (None, [])
     assert (await registry(client))["servers"][0]["last_scanned_at"] is None
+
+
+async def test_findings_about_the_environment_do_not_name_its_variables(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    owner = await new_owner(client, runtime)
+    token = "ghp_" + "Z9" * 18
+    server = await owner.register_poisoned("With a token", env={"DEPLOY_GITHUB_TOKEN": token}, public=True)
+    await owner.scanned(server["slug"])
+    response = await client.get(f"/api/registry/{server['id']}")
+    assert response.status_code == 200, response.text
+    assert "command.env" in {f["location"] for f in response.json()["findings"]}  # the token was found
+    assert "DEPLOY_GITHUB_TOKEN" not in response.text
+    assert "ghp_" not in response.text
+    assert "Z9Z9" not in response.text

@@ -7,6 +7,7 @@ nothing of the upstream's URL, command, headers, environment or the organization
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +38,9 @@ HISTORY_LIMIT = 100
 MAX_SEARCH_TERMS = 10
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 BREAKDOWN_KEYS = ("security", "compliance", "auth", "performance", "runtime")
-# What a public viewer may read of a finding. Not `evidence` (it may quote the upstream URL, a
-# redacted secret's name, an error page), nor `server`, `file`, `line` or `analyzer`.
+# What a public viewer may read of a finding, besides its `location`. Not `evidence` (it may
+# quote the upstream URL, a redacted secret's name, an error page), nor `server`, `file`, `line`
+# or `analyzer`.
 PUBLIC_FINDING_FIELDS = (
     "id",
     "title",
@@ -50,8 +52,11 @@ PUBLIC_FINDING_FIELDS = (
     "confidence",
     "description",
     "remediation",
-    "location",
 )
+
+# A location naming an environment variable or a header ("command.env.GITHUB_TOKEN") says which
+# credentials the owner configured: the public sees "command.env".
+PRIVATE_LOCATION = re.compile(r"^(?P<public>(?:.*?\.)?(?:env|headers))\..*$", re.DOTALL)
 
 
 # --- scanning a registered server ------------------------------------------------------------------
@@ -207,9 +212,17 @@ async def history(session: AsyncSession, server_id: str) -> list[HistoryEntry]:
     ]
 
 
+def public_location(location: str | None) -> str:
+    match = PRIVATE_LOCATION.match(location or "")
+    return match.group("public") if match else location or ""
+
+
 def public_findings(findings: Sequence[Mapping[str, Any]]) -> list[PublicFinding]:
     shown = [
-        PublicFinding(**{field: finding.get(field) for field in PUBLIC_FINDING_FIELDS})
+        PublicFinding(
+            **{field: finding.get(field) for field in PUBLIC_FINDING_FIELDS},
+            location=public_location(finding.get("location")),
+        )
         for finding in findings
     ]
     return sorted(shown, key=lambda f: SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)))
