@@ -90,17 +90,25 @@ class Api:
             fail("not logged in: run `conduit login` or set CONDUIT_API_KEY")
         return cls(server_url(url), key)
 
-    def call(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
-    ) -> Any:
-        """The decoded body of a 2xx answer; `ApiError` for anything else."""
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        files: list[tuple[str, tuple[str, bytes]]] | None = None,
+    ) -> httpx.Response:
+        """The 2xx response; `ApiError` for anything else. A `path` may be a whole URL."""
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        url = path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
         try:
             response = httpx.request(
                 method,
-                f"{self.url}{path}",
+                url,
                 json=json_body,
                 params=params,
+                files=files,
                 headers=headers,
                 timeout=self.timeout,
             )
@@ -108,16 +116,35 @@ class Api:
             raise ApiError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code >= 400:
             raise ApiError(_error_text(response), response.status_code)
+        return response
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        files: list[tuple[str, tuple[str, bytes]]] | None = None,
+    ) -> Any:
+        """The decoded body of a 2xx answer; `ApiError` for anything else."""
+        response = self.send(method, path, json_body=json_body, params=params, files=files)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
 
     def request(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        files: list[tuple[str, tuple[str, bytes]]] | None = None,
     ) -> Any:
         """`call`, with an error printed as one line and the command ended (exit status 1)."""
         try:
-            return self.call(method, path, json_body=json_body, params=params)
+            return self.call(method, path, json_body=json_body, params=params, files=files)
         except ApiError as exc:
             fail(exc.message)
 

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from conduit.cli import admin, auth, jobs, org, server, servers, setup
+from conduit.cli import admin, auth, jobs, org, scans, server, servers, setup
 from conduit.cli.common import err_console
 from conduit.cli.scan import scan_command
 from conduit.cli.webhooks import app as webhooks_app
@@ -34,6 +34,8 @@ app.add_typer(admin.key_app, name="key")
 app.add_typer(servers.app, name="servers")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("scan")(scan_command)
+app.add_typer(scans.app, name="scans")
+app.add_typer(scans.registry_app, name="registry")
 admin.system_app.command("start-api", help="Start the API server (same as `conduit serve`).")(server.serve)
 app.add_typer(admin.system_app, name="system")
 

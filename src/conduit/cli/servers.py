@@ -194,6 +194,9 @@ def add(
         float | None, typer.Option("--timeout", help="Seconds to wait for one answer of this server")
     ] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="List it in the public trust registry once scanned")
+    ] = False,
     url: ConduitUrl = None,
     as_json: Json = False,
 ) -> None:
@@ -211,6 +214,7 @@ def add(
         "transport": transport.value if transport else None,
         "timeout_seconds": timeout,
         "description": description,
+        "public": public or None,
     }
     server = Api.from_environment(url).request(
         "POST", "/api/servers", json_body={k: v for k, v in body.items() if v is not None}
@@ -430,6 +434,24 @@ def logs(
         for e in entries
     ]
     print_rows(rows, LOG_COLUMNS, as_json=False)
+
+
+@app.command("scan")
+def scan(server: ServerRef, url: ConduitUrl = None, as_json: Json = False) -> None:
+    """Run the trust scanner on a registered server now; its score and grade are kept on it
+    (and shown in the public registry if the server is public)."""
+    target = _find(url, server)
+    result = target.slow().request("POST", f"/api/servers/{_q(target.server['slug'])}/scan")
+    if as_json:
+        _print_json(result)
+        return
+    if result.get("error"):
+        fail(f"{target.name}: {result['error']}")
+    scores = result["scores"]
+    count = result["findingsCount"]
+    _say(f"{target.name}: score {scores['total']} / 100, grade {scores['grade']}, {count} findings")
+    breakdown = scores.get("breakdown") or {}
+    _say("  " + ", ".join(f"{name} {'-' if value is None else value}" for name, value in breakdown.items()))
 
 
 @app.command("remove")
