@@ -21,6 +21,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -154,6 +155,29 @@ class Receiver:
         return max(self.arrived[queue_id] for queue_id in queue_ids)
 
 
+class ThreadedDns:
+    """The loopback DNS server on an event loop of its own thread: its answers do not wait for
+    the SMTP client's work in this process's loop, as a real resolver's would not."""
+
+    def __init__(self) -> None:
+        self.server = DnsServer()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 # --- one row --------------------------------------------------------------------------------------
 
 
@@ -253,9 +277,9 @@ def rows_for_table(rows: list[Row]) -> list[tuple[str, ...]]:
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    dns = DnsServer()
-    await dns.start()
-    dns.add("sender.conduit.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns = ThreadedDns()
+    dns.start()
+    dns.server.add("sender.conduit.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
@@ -312,7 +336,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
             if process is not None:
                 process.stop()
         await runner.cleanup()
-        await dns.stop()
+        dns.stop()
 
 
 def parse_args() -> argparse.Namespace:
