@@ -527,3 +527,31 @@ async def test_a_restarted_http_upstream_gets_a_new_session_without_the_client_n
                 second.stop()
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize("framing", ["sse", "json"])
+async def test_replies_come_back_as_the_upstream_wrote_them_with_the_clients_id(
+    live: Live, org: Org, request: pytest.FixtureRequest, framing: str
+) -> None:
+    # Replies are relayed as the upstream serialised them, with Conduit's request id swapped for
+    # the client's; a reply quoting Conduit's id elsewhere (here, echoed text) is not touched there.
+    fixture = "fixture_http" if framing == "sse" else "fixture_http_json"
+    upstream: ServerProcess = request.getfixturevalue(fixture)
+    server = await org.register(f"fixture-{framing}", upstream_url=upstream.url)
+    async with mcp_client(server["gateway_endpoint"], org.key) as client:
+        for number in range(1, 30):
+            quoted = f"cnd-{2 * number}"  # meets the upstream id of one of these calls
+            assert text(await client.call_tool("echo", {"message": quoted})) == quoted
+    async with httpx.AsyncClient(timeout=10) as http:
+        url, headers = server["gateway_endpoint"], {**ACCEPT, "X-API-Key": org.key}
+        opened = await http.post(url, json=INIT, headers=headers)  # upstream id cnd-1
+        headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+        for number, request_id in enumerate(("cnd-1", 7, 'é " \\ id'), start=2):
+            quoted = f"cnd-{number}"  # the upstream id of this very call
+            call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call"}
+            call["params"] = {"name": "echo", "arguments": {"message": quoted}}
+            answered = await http.post(url, json=call, headers=headers)
+            body = answered.text
+            reply = json.loads(body.split("data: ", 1)[1] if body.startswith("event:") else body)
+            assert reply["id"] == request_id
+            assert reply["result"]["content"][0]["text"] == quoted

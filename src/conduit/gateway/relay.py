@@ -515,9 +515,9 @@ class Gateway:
     async def _serve(
         self, session: Session, targets: list[Target], message: Message, exchange: Exchange, call: Call
     ) -> None:
-        sse = False
+        sse, raw = False, None
         try:
-            reply, sse = await self._dispatch(session, targets, message, exchange, call)
+            reply, sse, raw = await self._dispatch(session, targets, message, exchange, call)
         except GatewayRefusal as refusal:
             await _finish_refused(exchange, message, refusal, call)
             return
@@ -533,20 +533,20 @@ class Gateway:
                 )
             raise
         call.outcome(reply)
-        await exchange.finish(reply, sse=sse)
+        await exchange.finish(reply, sse=sse, raw=raw)
 
     async def _dispatch(
         self, session: Session, targets: list[Target], message: Message, exchange: Exchange, call: Call
-    ) -> tuple[Message, bool]:
-        """The reply, and whether the upstream framed it as SSE."""
+    ) -> tuple[Message, bool, bytes | None]:
+        """The reply, whether the upstream framed it as SSE, and its bytes if relayed unchanged."""
         method = message["method"]
         if session.route.project:
-            return await project.dispatch(self, session, targets, message, exchange, call), False
+            return await project.dispatch(self, session, targets, message, exchange, call), False, None
         target = targets[0]
         call.server_id = target.server_id
         refused = self.check_call(session.grant, target, message, call)
         if refused is not None:
-            return refused, False
+            return refused, False, None
         if method in CALL_METHODS:
             await self.gatekeeper.consume_call(session.grant)
         upstream = await session.upstream_for(target)
@@ -556,7 +556,8 @@ class Gateway:
 
         reply = await upstream.request(message, sink=sink, timeout=_timeout(target, method))
         curated = self.curated(session.grant, target, method, reply.message)
-        return curated, reply.content_type == "text/event-stream"
+        raw = reply.raw if curated is reply.message else None
+        return curated, reply.content_type == "text/event-stream", raw
 
     def check_call(self, grant: Grant, target: Target, message: Message, call: Call) -> Message | None:
         """A JSON-RPC error for a call that curation forbids, else None."""
@@ -774,7 +775,8 @@ class Gateway:
             return
         curated = self.curated(grant, target, method, reply.message)
         call.outcome(curated)
-        await exchange.finish(curated, reply.status, sse=reply.content_type == "text/event-stream")
+        raw = reply.raw if curated is reply.message else None
+        await exchange.finish(curated, reply.status, sse=reply.content_type == "text/event-stream", raw=raw)
 
     def _shared_upstream(self, target: Target) -> UpstreamSession:
         """Stateless requests share one connection per server (a stdio process serving the modern

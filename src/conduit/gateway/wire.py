@@ -71,8 +71,11 @@ async def respond_message(
     return body
 
 
-def sse_frame(message: Message) -> bytes:
-    return b"event: message\r\ndata: " + jsonrpc.dumps(message) + b"\r\n\r\n"
+def sse_frame(message: Message, raw: bytes | None = None) -> bytes:
+    """One SSE event; `raw` is the message already serialised, usable if it is a single line."""
+    if raw is None or b"\n" in raw or b"\r" in raw:
+        raw = jsonrpc.dumps(message)
+    return b"event: message\r\ndata: " + raw + b"\r\n\r\n"
 
 
 class Exchange:
@@ -122,10 +125,17 @@ class Exchange:
                     )
 
     async def finish(
-        self, message: Message, status: int = 200, headers: Headers | None = None, *, sse: bool = False
+        self,
+        message: Message,
+        status: int = 200,
+        headers: Headers | None = None,
+        *,
+        sse: bool = False,
+        raw: bytes | None = None,
     ) -> None:
         """Send the reply: on the stream if one is open, else as the upstream framed it (`sse`: it
-        answered with an SSE stream), JSON when the client accepts nothing else."""
+        answered with an SSE stream), JSON when the client accepts nothing else. `raw`: the
+        reply as the upstream serialised it, sent as it is."""
         async with self._lock:
             if self.finished:
                 return
@@ -138,11 +148,11 @@ class Exchange:
                     {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers}
                 )
             if self.committed:
-                frame = sse_frame(message)
+                frame = sse_frame(message, raw)
                 self.response_bytes += len(frame)
                 await self.send({"type": "http.response.body", "body": frame, "more_body": False})
                 return
-            body = jsonrpc.dumps(message)
+            body = raw if raw is not None else jsonrpc.dumps(message)
             self.response_bytes += len(body)
             await respond(self.send, status, body, [*self.headers, *(headers or [])])
 

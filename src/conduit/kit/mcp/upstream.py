@@ -72,6 +72,9 @@ class Reply:
     message: Message
     status: int = 200  # the HTTP status the upstream answered with; 200 off HTTP
     content_type: str = "application/json"
+    # The reply as the upstream serialised it, with the caller's id put back: relayed as it came
+    # rather than serialised again. None when the id could not be put back by substitution.
+    raw: bytes | None = None
 
 
 @dataclass
@@ -145,6 +148,8 @@ class Upstream:
             self._pending.pop(upstream_id, None)
             self._tokens.pop(upstream_id, None)
         reply.message = jsonrpc.with_id(reply.message, pending.caller_id)
+        if reply.raw is not None:
+            reply.raw = _restore_id(reply.raw, upstream_id, pending.caller_id)
         return reply
 
     async def _exchange(
@@ -191,6 +196,15 @@ class Upstream:
 
 
 _background: set[asyncio.Task[Any]] = set()
+
+
+def _restore_id(raw: bytes, upstream_id: str, caller_id: Any) -> bytes | None:
+    """`raw` with our id replaced by the caller's. The reply was parsed and its top-level id is
+    `upstream_id`, so if that string occurs once in the bytes, that occurrence is the id."""
+    ours = f'"{upstream_id}"'.encode()
+    if raw.count(ours) != 1:
+        return None
+    return raw.replace(ours, jsonrpc.dumps(caller_id))
 
 
 # --- streamable HTTP --------------------------------------------------------------------------
@@ -292,13 +306,14 @@ class HttpUpstream(Upstream):
                         if received is None:
                             continue
                         if jsonrpc.is_response(received) and received.get("id") == upstream_id:
-                            return Reply(received, resp.status, content_type)
+                            return Reply(received, resp.status, content_type, data.encode())
                         await self._route(received, pending.sink)
                     raise UpstreamClosed("The upstream closed the stream before answering")
                 raw = await resp.read(MAX_MESSAGE_BYTES)
                 received = _decode(raw) if raw else None
                 if received is not None and jsonrpc.is_response(received):
-                    return Reply(received, resp.status, content_type or "application/json")
+                    relayed = raw if received.get("id") == upstream_id else None
+                    return Reply(received, resp.status, content_type or "application/json", relayed)
                 raise UpstreamError(f"The upstream answered HTTP {resp.status} without a JSON-RPC reply")
         except ResponseTooLarge:
             raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB") from None
