@@ -946,8 +946,32 @@ async def test_an_upload_scan_report_names_its_files(
     await scan_worker.run_until_idle()
     report = (await api.post(f"/v1/scan/{accepted['scan_id']}/report", headers=pro.headers)).json()
     text = pdf_text((await api.get(report["report_url"].removeprefix(PUBLIC_URL))).content)
-    assert "claude_desktop_config.json" in text
     assert "Serverpackagerunsunpinned" in text
+    assert "Where:claude_desktop_config.json:mcpServers.fs" in text
+    assert "Where:requirements.txt:2" in text
+
+
+async def test_a_long_report_does_not_hold_up_other_requests(
+    api: httpx.AsyncClient, scan_worker: JobWorker, pro: Customer
+) -> None:
+    """A scan with hundreds of findings takes seconds to render; the server answers meanwhile."""
+    dump = {"tools": [dict(POISONED_DUMP["tools"][0], name=f"add_{n}") for n in range(150)]}
+    files = [("files", ("tools.json", json.dumps(dump).encode(), "application/json"))]
+    accepted = (await api.post("/v1/scan/upload", files=files, headers=pro.headers)).json()
+    await scan_worker.run_until_idle()
+    assert len((await result(api, pro, accepted["scan_id"]))["findings"]) >= 300
+
+    report = asyncio.create_task(api.post(f"/v1/scan/{accepted['scan_id']}/report", headers=pro.headers))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    assert (await api.get("/v1/account", headers=pro.headers)).status_code == 200
+    answered_in = time.monotonic() - started
+    assert not report.done()
+    assert answered_in < 1.0
+    created = await report
+    assert created.status_code == 200, created.text
+    text = pdf_text((await api.get(created.json()["report_url"].removeprefix(PUBLIC_URL))).content)
+    assert "Where:tools:tools[149].description" in text
 
 
 # --- the scan webhook ------------------------------------------------------------------------------

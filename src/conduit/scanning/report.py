@@ -36,6 +36,16 @@ def printable(text: object) -> str:
     return "".join(out)
 
 
+def _where(finding: Mapping[str, Any]) -> str:
+    """The file or server a finding is in, then the place within it, as `conduit scan` shows it:
+    a scan of several files or servers is no use without the first part."""
+    location = str(finding.get("location") or "")
+    source = str(finding.get("file") or finding.get("server") or "")
+    if not source or location == source or location.startswith(f"{source}:"):
+        return location
+    return f"{source}: {location}" if location else source
+
+
 class _Report(FPDF):
     def footer(self) -> None:
         self.set_y(-12)
@@ -115,8 +125,9 @@ def render_report(
         )
         if refs:
             line(refs, size=8)
-        if finding.get("location"):
-            line(f"Where: {finding['location']}", size=9)
+        where = _where(finding)
+        if where:
+            line(f"Where: {where}", size=9)
         if finding.get("description"):
             line(str(finding["description"]), size=9)
         evidence = str(finding.get("evidence") or "")

@@ -3,6 +3,7 @@ account with its scan allowance, and the scan-completed webhook."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -226,7 +227,10 @@ async def create_report(
         raise Conflict(
             f"The scan is {row.status}: reports are made of complete scans", code="scan_not_complete"
         )
-    pdf = render_report(
+    # Seconds of CPU for a scan with hundreds of findings: off the event loop, which serves
+    # every other request (and the gateway) meanwhile.
+    pdf = await asyncio.to_thread(
+        render_report,
         scan_id=row.id,
         target=row.target,
         scan_type=row.scan_type,
