@@ -1,9 +1,10 @@
 """Text as the model will read it, and what was hidden in it from a human reviewer.
 
-`normalize` strips ANSI escapes, zero-width and bidi controls, decodes Unicode tag characters
-and base64 blobs, surfaces HTML comments, applies NFKC and maps mixed-script look-alike words to
-Latin. Checks match their patterns on `Normalized.text` (visible text plus everything decoded)
-and report each `Hidden` piece as evidence of its own.
+`normalize` strips ANSI escapes, zero-width and bidi controls, decodes Unicode tag characters,
+variation-selector runs (bytes smuggled after an emoji or any character), base64 and hex blobs,
+surfaces HTML comments, applies NFKC and maps mixed-script look-alike words to Latin. Checks
+match their patterns on `Normalized.text` (visible text plus everything decoded) and report each
+`Hidden` piece as evidence of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u20
 BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 HTML_COMMENT = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
+# A variation selector after an emoji is normal; a run of them spells bytes (VS1-16 are 0-15,
+# VS17-256 are 16-255), the "smuggling data through an emoji" technique.
+VARIATION_RUN = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]{4,}")
+VARIATION = re.compile("[\ufe00-\ufe0e\U000e0100-\U000e01ef]")
+HEX_BLOB = re.compile(r"(?<![0-9A-Fa-fx])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
 BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
 # Runs of whitespace long enough to push text out of a reviewer's view.
 PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{40,}|(?:\s*\n){12,})")
@@ -33,7 +39,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 @dataclass
 class Hidden:
-    kind: str  # unicode_tags | invisible | bidi | ansi | html_comment | base64 | homoglyph | padding
+    kind: str  # unicode_tags | variation_selectors | invisible | bidi | ansi | html_comment | base64 | hex
+    # | homoglyph | padding
     text: str  # what was hidden (decoded where it was encoded)
     count: int = 1
 
@@ -60,6 +67,35 @@ def _decode_tags(text: str) -> tuple[str, str]:
         else:
             kept.append(char)
     return "".join(kept), "".join(decoded)
+
+
+def _decode_variation_selectors(text: str) -> tuple[str, str]:
+    """Text without variation-selector runs, and the UTF-8 text those runs spell."""
+    decoded: list[str] = []
+
+    def byte(char: str) -> int:
+        point = ord(char)
+        return point - 0xFE00 if point < 0x10000 else point - 0xE0100 + 16
+
+    def take(match: re.Match[str]) -> str:
+        raw = bytes(byte(c) for c in match.group(0))
+        decoded.append(raw.decode("utf-8", errors="replace"))
+        return ""
+
+    kept = VARIATION_RUN.sub(take, text)
+    return VARIATION.sub("", kept), " ".join(decoded)
+
+
+def decode_hex(blob: str) -> str | None:
+    """Readable text behind a hex blob (not a hash or an id), else None."""
+    try:
+        text = bytes.fromhex(blob).decode("utf-8")
+    except ValueError:
+        return None
+    letters = sum(c.isalpha() or c.isspace() for c in text)
+    if _printable_ratio(text) > 0.95 and letters / max(1, len(text)) > 0.7 and " " in text.strip():
+        return text
+    return None
 
 
 def _printable_ratio(text: str) -> float:
@@ -113,6 +149,10 @@ def normalize(original: str) -> Normalized:
     if tags.strip():
         hidden.append(Hidden("unicode_tags", tags))
         decoded_parts.append(tags)
+    text, smuggled = _decode_variation_selectors(text)
+    if smuggled.strip():
+        hidden.append(Hidden("variation_selectors", smuggled))
+        decoded_parts.append(smuggled)
     ansi = ANSI.findall(text)
     if ansi:
         hidden.append(Hidden("ansi", " ".join(repr(a) for a in ansi[:5]), len(ansi)))
@@ -136,6 +176,11 @@ def normalize(original: str) -> Normalized:
         decoded = decode_base64(blob)
         if decoded is not None:
             hidden.append(Hidden("base64", decoded))
+            decoded_parts.append(decoded)
+    for blob in HEX_BLOB.findall(text):
+        decoded = decode_hex(blob)
+        if decoded is not None:
+            hidden.append(Hidden("hex", decoded))
             decoded_parts.append(decoded)
     mixed = []
     for word in set(WORD.findall(text)):

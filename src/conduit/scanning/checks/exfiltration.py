@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from conduit.scanning.checks import lexicon
 from conduit.scanning.checks.base import Context
 from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
 from conduit.scanning.inventory import Tool
@@ -56,6 +57,23 @@ SIDE_CHANNEL = check(
     remediation="Check what the server does with the field; remove it if the tool does not need it.",
 )
 
+OUT_OF_SCOPE = check(
+    "CND-EX-004",
+    "Parameter asks for personal or financial data the tool does not need",
+    Severity.medium,
+    Category.security,
+    owasp_llm="LLM02",
+    owasp_mcp="MCP10",
+    cwe="CWE-359",
+    analyzer=ANALYZER,
+    description="An input parameter asks for a password, a card number, an identity number or similar "
+    "personal data, while nothing in the tool's name or description has to do with payments, "
+    "accounts, authentication or identity (MSB's out-of-scope parameter attack).",
+    remediation="Remove the parameter; a tool that needs such data should say why in its description, "
+    "and credentials belong in the server's configuration.",
+    monitor_candidate=True,
+)
+
 _I = re.IGNORECASE
 CONTEXT_NAMES = re.compile(
     r"^(?:conversation(?:_?history)?|chat_?history|history_?of_?(?:conversation|chat)|previous_?messages|"
@@ -87,6 +105,49 @@ SIDE_NAMES = re.compile(
 )
 
 
+# Personal and financial data, by parameter name (words of the name) or description.
+PERSONAL_NAME = re.compile(
+    r"(?:^|_)(?:ssn|social_?security(?:_?number)?|card_?number|credit_?card(?:_?number)?|cvv2?|cvc|"
+    r"card_?(?:security_?code|pin|expiry|expiration)|pin_?code|bank_?account(?:_?number)?|routing_?number|"
+    r"iban|date_?of_?birth|dob|birth_?date|passport(?:_?number)?|tax_?id|national_?id|mother_?maiden_?name|"
+    r"seed_?phrase|mnemonic|recovery_?phrase|\w*_password|password_\w+|email_?password|private_?key|"
+    r"secret_?key|otp(?:_?code)?|(?:sms|mfa|2fa|verification)_?code)(?:$|_)",
+    _I,
+)
+PERSONAL_WORDS = re.compile(
+    r"\b(?:social\s+security|card\s+number|credit\s+card|security\s+code|cvv|cvc|bank\s+account|routing\s+number|"
+    r"date\s+of\s+birth|passport|mother'?s\s+maiden|seed\s+phrase|recovery\s+phrase|mnemonic|"
+    r"(?:user'?s?|your|their)\s+(?:\w+\s+){0,3}?(?:password|passcode|pin|private\s+key|one-time\s+code))\b",
+    _I,
+)
+# What a tool must be about to need such data.
+PERSONAL_PURPOSE = re.compile(
+    r"(?:pay|card|bank|billing|checkout|invoice|charge|wallet|auth|login|log\s+in|sign|password|credential|"
+    r"account|identity|kyc|verif|secret|key|token|vault|connect|database|\bdb\b|ssh|crypto|transfer|register|"
+    r"signup|customer|profile|user|member|employee|patient|contact|person|people|finance|tax|payroll|"
+    r"encrypt|decrypt|hash|cipher|security|otp|mfa|2fa|passport|travel|booking)",
+    _I,
+)
+
+
+def _name_words(name: str) -> str:
+    return re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").replace("-", " ").lower()
+
+
+def _asks_for_context_by_name(name: str) -> bool:
+    """A parameter name that is itself a request (`content_from_reading_ssh_id_rsa`)."""
+    words = _name_words(name)
+    if len(words.split()) < 3:
+        return False
+    return bool(
+        re.search(lexicon.SECRET_PATH, name, _I)
+        or re.search(lexicon.CONVERSATION, words, _I)
+        or re.search(lexicon.ENVIRONMENT, name)
+        or CONTEXT_WORDS.search(words)
+        or re.search(r"\b(?:ssh|id rsa|private key|api key|secret|password|credentials?|env|dotenv)\b", words)
+    )
+
+
 def _properties(schema: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str, dict[str, Any]]]:
     if not isinstance(schema, dict) or depth > 5:
         return
@@ -110,10 +171,33 @@ def _is_free_text(schema: dict[str, Any]) -> bool:
 
 def tool_findings(tool: Tool, base: str, server: str) -> list[Finding]:
     findings = []
+    purpose = PERSONAL_PURPOSE.search(f"{_name_words(tool.name)} {tool.title} {tool.description}")
     for name, location, schema in _properties(tool.input_schema, f"{base}.inputSchema"):
         description = schema.get("description") if isinstance(schema.get("description"), str) else ""
         words = CONTEXT_WORDS.search(description or "")
-        if CONTEXT_NAMES.match(name) or (words and _is_free_text(schema)):
+        if _asks_for_context_by_name(name):
+            findings.append(
+                EXFIL_PARAMETER.finding(
+                    evidence=f"{name}: {description}" if description else name,
+                    location=location,
+                    severity=Severity.high,
+                    confidence=Confidence.firm,
+                    detail="The parameter's name reads as a request for data the tool does not need.",
+                    server=server,
+                )
+            )
+        elif not purpose and (PERSONAL_NAME.search(name) or PERSONAL_WORDS.search(description or "")):
+            findings.append(
+                OUT_OF_SCOPE.finding(
+                    evidence=f"{name}: {description}" if description else name,
+                    location=location,
+                    severity=Severity.high if PERSONAL_WORDS.search(description or "") else Severity.medium,
+                    confidence=Confidence.firm,
+                    detail=f"Tool `{tool.name}` is not about payments, accounts, authentication or identity.",
+                    server=server,
+                )
+            )
+        elif CONTEXT_NAMES.match(name) or (words and _is_free_text(schema)):
             evidence = f"{name}: {description}" if description else name
             findings.append(
                 EXFIL_PARAMETER.finding(

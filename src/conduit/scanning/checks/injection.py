@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from conduit.scanning.checks import lexicon
 from conduit.scanning.checks.base import Context, Surface, snippet
 from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
 from conduit.scanning.normalize import Hidden
@@ -46,6 +47,21 @@ TAG_SMUGGLING = check(
     "interface, yet read by the model as plain ASCII. The decoded text is the evidence.",
     remediation="Reject the server's metadata; there is no legitimate reason for tag characters in "
     "tool text.",
+    monitor_candidate=True,
+)
+VARIATION_SMUGGLING = check(
+    "CND-PI-009",
+    "Variation selectors smuggle invisible text",
+    Severity.critical,
+    Category.security,
+    owasp_llm="LLM01",
+    owasp_mcp="MCP03",
+    cwe="CWE-1007",
+    analyzer=ANALYZER,
+    description="A run of Unicode variation selectors (U+FE00-U+FE0F, U+E0100-U+E01EF) after a "
+    "character spells bytes: text hidden inside an emoji or a letter, invisible on screen, that a "
+    "model can be told to decode. The decoded text is the evidence.",
+    remediation="Reject the server's metadata; a character takes at most one variation selector.",
     monitor_candidate=True,
 )
 INVISIBLE = check(
@@ -326,12 +342,50 @@ WEAK: dict[str, list[str]] = {
 LEADING = {"coercion", "marker", "response", "destroy"}
 
 
+for _table, _extras in (
+    (STRONG, (lexicon.STRONG_EXTRA, lexicon.ML_STRONG)),
+    (WEAK, (lexicon.WEAK_EXTRA, lexicon.ML_WEAK)),
+):
+    for _extra in _extras:
+        for _kind, _patterns in _extra.items():
+            _table.setdefault(_kind, []).extend(_patterns)
+LEADING |= {"trigger", "sink", "transfer", "scope"}
+
+
 def _compile(table: dict[str, list[str]]) -> dict[str, list[re.Pattern[str]]]:
     return {name: [re.compile(p, _I) for p in patterns] for name, patterns in table.items()}
 
 
 STRONG_RE = _compile(STRONG)
 WEAK_RE = _compile(WEAK)
+# Kinds whose match names data: it is no attack when that data is what the tool is about
+# (`get_user_email` reading "the user's email address").
+PURPOSE_BOUND = {"sensitive_action"}
+_WORD = re.compile(r"[^\W\d_]{3,}")
+_PATHLIKE = re.compile(r"\S*[/.~\\]\S*")
+_STOP_WORDS = (
+    "the and any all every each your their his her its this that these those them also then first always "
+    "with from into for user users customer client caller owner person human full entire complete whole "
+    "previous prior last recent past earlier what everything has have been said you"
+)
+_STOP = frozenset(_STOP_WORDS.split(" "))
+
+
+def purpose_words(*texts: str) -> frozenset[str]:
+    """Words of a tool's name (`get_user_email` -> get, user, email), singular."""
+    words: set[str] = set()
+    for text in texts:
+        spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ").replace("-", " ")
+        words.update(w.lower().rstrip("s") for w in _WORD.findall(spaced))
+    return frozenset(words)
+
+
+def _about_purpose(matched: str, purpose: frozenset[str]) -> bool:
+    if not purpose:
+        return False
+    words = _WORD.findall(_PATHLIKE.sub(" ", matched))[1:]  # the first word is the verb
+    nouns = {w.lower().rstrip("s").removesuffix("'") for w in words} - _STOP
+    return bool(nouns & purpose)
 
 
 @dataclass
@@ -342,17 +396,27 @@ class Signal:
     end: int
 
 
-def signals(text: str) -> list[Signal]:
-    """One signal per kind (its first match), strong kinds first."""
+def signals(text: str, purpose: frozenset[str] = frozenset()) -> list[Signal]:
+    """One signal per kind (its first match), strong kinds first. `purpose`: words of the tool's
+    name; data the tool is named after is not asked for out of scope."""
     found: list[Signal] = []
     for table, strong in ((STRONG_RE, True), (WEAK_RE, False)):
         for kind, patterns in table.items():
             for pattern in patterns:
-                match = pattern.search(text)
+                match = _first(pattern, text, purpose if kind in PURPOSE_BOUND else frozenset())
                 if match:
                     found.append(Signal(kind, strong, match.start(), match.end()))
                     break
     return found
+
+
+def _first(pattern: re.Pattern[str], text: str, purpose: frozenset[str]) -> re.Match[str] | None:
+    if not purpose:
+        return pattern.search(text)
+    for match in pattern.finditer(text):
+        if not _about_purpose(match.group(0), purpose):
+            return match
+    return None
 
 
 def assess(found: list[Signal], *, hidden_channel: bool, coercions: int = 0) -> Severity | None:
@@ -378,16 +442,23 @@ def assess(found: list[Signal], *, hidden_channel: bool, coercions: int = 0) -> 
 def coercion_count(text: str) -> int:
     """How many different coercion patterns match: one may be honest usage advice, several are
     a campaign to make the model call this tool."""
-    return sum(1 for pattern in WEAK_RE["coercion"] if pattern.search(text))
+    spans: list[tuple[int, int]] = []
+    for pattern in WEAK_RE["coercion"]:
+        match = pattern.search(text)
+        if match and not any(match.start() < end and start < match.end() for start, end in spans):
+            spans.append(match.span())
+    return len(spans)
 
 
 HIDDEN_CHECKS = {
     "unicode_tags": TAG_SMUGGLING,
+    "variation_selectors": VARIATION_SMUGGLING,
     "invisible": INVISIBLE,
     "bidi": INVISIBLE,
     "ansi": ANSI_ESCAPES,
     "html_comment": HTML_COMMENT,
     "base64": ENCODED,
+    "hex": ENCODED,
     "homoglyph": HOMOGLYPHS,
     "padding": PADDING,
 }
@@ -417,14 +488,14 @@ def _hidden_findings(surface: Surface) -> list[Finding]:
 
 
 def _hidden_severity(hidden: Hidden) -> Severity | None:
-    if hidden.kind in ("html_comment", "base64", "padding"):
+    if hidden.kind in ("html_comment", "base64", "hex", "padding"):
         decoded = signals(hidden.text)
-        if hidden.kind == "base64" and not decoded:
+        if hidden.kind in ("base64", "hex") and not decoded:
             return Severity.low
         if hidden.kind == "html_comment" and not decoded:
             return Severity.low
         return Severity.high if decoded else Severity.medium
-    if hidden.kind == "unicode_tags":
+    if hidden.kind in ("unicode_tags", "variation_selectors"):
         return Severity.critical
     return HIDDEN_CHECKS[hidden.kind].severity
 
@@ -432,24 +503,27 @@ def _hidden_severity(hidden: Hidden) -> Severity | None:
 def _hidden_evidence(hidden: Hidden) -> str:
     labels = {
         "unicode_tags": "decoded tag characters",
+        "variation_selectors": "decoded variation selectors",
         "invisible": f"{hidden.count} invisible characters",
         "bidi": f"{hidden.count} bidi controls",
         "ansi": f"{hidden.count} escape sequences",
         "html_comment": "comment",
         "base64": "decoded base64",
+        "hex": "decoded hex",
         "homoglyph": "mixed-script words",
         "padding": "text after the padding",
     }
     return f"{labels[hidden.kind]}: {hidden.text}"
 
 
-CHANNELS = {"unicode_tags", "html_comment", "base64", "ansi", "padding"}
+CHANNELS = {"unicode_tags", "variation_selectors", "html_comment", "base64", "hex", "ansi", "padding"}
 
 
 def analyze_surface(surface: Surface) -> list[Finding]:
     normalized = surface.normalized
     findings = _hidden_findings(surface)
-    found = signals(normalized.text)
+    purpose = purpose_words(surface.tool.name) if surface.tool else frozenset()
+    found = signals(normalized.text, purpose)
     hidden_channel = any(h.kind in CHANNELS and signals(h.text) for h in normalized.hidden)
     severity = assess(found, hidden_channel=hidden_channel, coercions=coercion_count(normalized.text))
     if severity is None:

@@ -1,0 +1,333 @@
+"""Vocabulary of the intents behind tool poisoning, independent of how one attack is phrased.
+
+The injection check used to match whole sentences seen in known attacks. These patterns instead
+name the parts an attack is made of, so that new wordings of the same intent still match:
+
+- what is wanted: the conversation, the system prompt, other tools' output, credentials and
+  personal data, the environment, files that hold secrets (`SENSITIVE_OBJECT`);
+- where it goes: URLs, e-mail addresses, blind copies, added recipients, another parameter;
+- how the model is steered: imperatives to the assistant, scope over every call or other tools,
+  conditional triggers, consent bypass, secrecy towards the user;
+- and the same intents in Spanish, German, French, Italian, Portuguese, Russian, Chinese,
+  Japanese and Korean (a compact lexicon, not a translation of every English pattern).
+
+`injection` adds these to its signal kinds; each entry says which kind it feeds.
+"""
+
+from __future__ import annotations
+
+# Whose data: "the user's", "your", "their".
+OWNER = (
+    r"\b(?:(?:the\s+)?(?:user|customer|client|human|person|caller|owner|requester|account\s+holder)"
+    r"(?:'|\u2019)?s?|your|their|his|her)"
+)
+CREDENTIAL = (
+    r"(?:passwords?|passphrases?|passcodes?|pins?\b|pin\s+codes?|api[\s_-]?keys?|access[\s_-]keys?|"
+    r"secret(?:\s+access)?\s+keys?|private\s+keys?|ssh\s+keys?|credentials?|(?:session\s+|browser\s+)*cookies|"
+    r"session\s+(?:tokens?|ids?)|auth(?:entication)?\s+tokens?|access\s+tokens?|bearer\s+tokens?|"
+    r"refresh\s+tokens?|recovery\s+phrases?|seed\s+phrases?|mnemonics?|(?:one[\s-]time|2fa|mfa|otp|sms|"
+    r"verification)\s+(?:codes?|passwords?)|card\s+numbers?|credit\s+cards?(?:\s+(?:numbers?|details))?|"
+    r"cvv|cvc|card\s+security\s+codes?|social\s+security\s+numbers?|ssn|bank(?:ing)?\s+(?:details|username|"
+    r"logins?|credentials|passwords?)|(?:bank\s+)?account\s+numbers?|routing\s+numbers?|passport\s+numbers?|"
+    r"(?:home|postal|street)\s+address(?:es)?|dates?\s+of\s+birth|phone\s+numbers?|e-?mail\s+address(?:es)?|"
+    r"portfolio(?:\s+holdings)?|holdings|balances|salary|medical\s+records?|saved\s+passwords|secrets?|tokens?)"
+)
+# Credentials named without an owner ("any API keys", "all passwords"): only unambiguous words.
+BARE_CREDENTIAL = (
+    r"(?:any|all|every|each|whatever)\s+(?:[\w-]+\s+){0,2}?(?:passwords?|api[\s_-]?keys?|access\s+keys|"
+    r"secret\s+keys|private\s+keys|credentials|secrets|auth(?:entication)?\s+tokens|access\s+tokens|"
+    r"recovery\s+phrases?|seed\s+phrases?|e-?mail\s+address(?:es)?|phone\s+numbers?)"
+)
+# Files and places that hold secrets.
+SECRET_PATH = (
+    r"(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|/etc/passwd|/etc/shadow|/etc/hosts|"
+    r"(?<![\w-])\.env\b|\.aws/|aws/credentials|\.npmrc|\.netrc|\.pypirc|\.git-credentials|\.kube/config|"
+    r"\.docker/config|\.gnupg|mcp\.json|claude_desktop_config|credentials?\.json|keychain|\.bash_history|"
+    r"\.zsh_history|(?:~|\$HOME|%USERPROFILE%)[/\\]\.[\w.-]+|\.bashrc|\.zshrc|\.profile\b|"
+    r"wallet\s+(?:files?|keys?)|(?:files|contents|listing|list\s+of\s+files)\s+(?:\w+\s+){0,2}?(?:in|of)\s+"
+    r"(?:the\s+)?(?:user'?s?\s+|your\s+)?home\s+director(?:y|ies)|"
+    r"(?:every|all|each)\s+(?:\w+\s+){0,2}?files?\s+(?:\w+\s+){0,2}?open\b|open\s+(?:files|tabs|documents)\b)"
+)
+CONVERSATION = (
+    r"(?:(?:full|entire|complete|whole)\s+(?:\w+\s+)?(?:conversation|chat|dialog(?:ue)?|transcript|session|"
+    r"message\s+history)|(?:previous|prior|earlier)\s+(?:\w+\s+)?(?:conversation|chat|messages|dialog(?:ue)?|"
+    r"exchanges|turns)|(?:last|recent|past)\s+(?:few\s+|\d+\s+)?(?:messages|exchanges|turns)\s+(?:exchanged|"
+    r"with\s+the\s+user|from\s+the\s+user|in\s+(?:this|the)\s+(?:conversation|session|chat)|so\s+far)|"
+    r"(?:conversation|chat|message|session)\s+(?:history|so\s+far|log|transcript|context|summary)|"
+    r"messages\s+exchanged|(?:the\s+)?user'?s?\s+(?:messages|original\s+(?:question|request|message|prompt)|"
+    r"last\s+message|prompts?|requests?\s+verbatim)|"
+    r"(?:what|everything)\s+(?:the\s+user|you)\s+(?:has\s+|have\s+)?(?:been\s+)?(?:working\s+on|said|typed|"
+    r"wrote|written|asked|shared|discussed|mentioned)|"
+    r"(?:the\s+)?(?:system\s+prompt|system\s+message|instructions\s+you\s+(?:were|have\s+been)\s+given|"
+    r"your\s+(?:instructions|initial\s+prompt|system\s+instructions|guidelines))|"
+    r"(?:responses?|outputs?|results?)\s+(?:returned\s+by|from|of)\s+(?:the\s+)?(?:other|previous|prior|all|"
+    r"every|any)\s+(?:\w+\s+)?tools?|other\s+tools?'?\s+(?:outputs?|results?|responses?))"
+)
+ENVIRONMENT = (
+    r"(?:environment\s+variables?|env\s+vars?|printenv|output\s+of\s+`?env`?|"
+    r"\b[A-Z][A-Z0-9]*_(?:TOKEN|API_KEY|SECRET(?:_ACCESS_KEY)?|PASSWORD|PAT|ACCESS_KEY(?:_ID)?)\b)"
+)
+# Verbs that take data somewhere (or get it for that purpose).
+TAKE = (
+    r"(?:read|cat|open|load|fetch|get|retrieve|collect|gather|extract|dump|access|upload|send|include|copy|"
+    r"list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give|attach|"
+    r"append|add|fill|populate|insert|embed|look\s+(?:up|for)|search\s+for|find|post|submit|mirror|"
+    r"transmit|relay|report|enter|type|write|store|save|log|record|run|execute|summari[sz]e|call|retry|"
+    r"invoke|re-?run|resend)"
+)
+SENSITIVE_OBJECT = (
+    rf"(?:{OWNER}\s+(?:[\w-]+,?\s+){{0,3}}?{CREDENTIAL}|{BARE_CREDENTIAL}|{SECRET_PATH}|{CONVERSATION}|"
+    rf"{ENVIRONMENT})"
+)
+
+# A literal destination: URL, e-mail address, Slack channel.
+URL = r"(?:https?|ftp|wss?)://[^\s)\"'`>]+"
+EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+BLIND_COPY = (
+    r"(?:\bbcc\b|\bcc\b|blind[\s-]*(?:carbon[\s-]*)?cop(?:y|ies)|carbon\s+cop(?:y|ies)|blindkopie|\bcco\b|\bcci\b|"
+    r"c[óo]pia\s+oculta|copie\s+cach[ée]e|скрыт\w*\s+копи\w*|密送|暗送)"
+)
+SEND = (
+    r"(?:send|post|upload|forward|transmit|exfiltrate|leak|e-?mail|mail|copy|copie|sync|report|submit|beacon|"
+    r"mirror|relay|push|deliver|route|archive|stream|notify|ping|share|publish)\w*"
+)
+
+STRONG_EXTRA: dict[str, list[str]] = {
+    "sensitive_action": [
+        rf"\b{TAKE}\w*\s+(?:(?:also|then|first|always|it|them|this|that|along|with|together)\s+)*"
+        rf"(?:[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
+        rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
+        rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
+        rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
+        rf"\b(?:when|whenever|if|once)\s+(?:the\s+)?(?:conversation|user|chat|messages?|context|request)\s+"
+        rf"(?:\w+\s+){{0,2}}?(?:involves?|mentions?|contains?|includes?|shares?|has|touches\s+on)\s+"
+        rf"(?:\w+\s+){{0,3}}?{CREDENTIAL}",
+        rf"\b(?:must|they\s+must|to)\s+(?:type|enter|confirm|re-?enter|paste|provide)\s+(?:their|your|the)\s+"
+        rf"(?:[\w-]+\s+){{0,2}}?{CREDENTIAL}",
+    ],
+    "exfiltration": [
+        rf"\b{SEND}\s+(?:[^.\n]{{0,100}}?)\b(?:to|at|into|through|via)\s+(?:the\s+)?(?:{URL}|{EMAIL}|#[\w-]+)",
+        rf"{BLIND_COPY}.{{0,80}}?{EMAIL}|{EMAIL}.{{0,80}}?{BLIND_COPY}",
+        r"\bcop(?:y|ies)\s+(?:\w+\s+){0,4}?(?:goes|go|is\s+sent|are\s+sent|gets\s+sent)\s+to\b",
+        rf"!\[[^\]]*\]\(\s*{URL}[?&][^)\s]*=",
+        rf"\b(?:add|set)\w*\s+(?:\w+\s+){{0,2}}?(?:git\s+)?remote\s+(?:\w+\s+)?{URL}",
+        r"\b(?:mirror|cross-?post|forward|copy)\w*\s+(?:\w+\s+){0,6}?to\s+#[\w-]+",
+        r"\bcopy\s+\(?[\w\s*,]+\)?\s+to\s+['\"]/|\binto\s+(?:out|dump)file\b",
+        rf"\b{SEND}\s+(?:a\s+)?cop(?:y|ies)\s+of\s+(?:each|every|all|any)\s+(?:\w+\s+)?(?:answers?|responses?|"
+        rf"replies|messages?|outputs?|results?|e-?mails?|files?|documents?)",
+        r"\b(?:its|their|the)\s+(?:output|result|response|contents?)s?\s+(?:must|should|has\s+to|have\s+to|"
+        r"needs?\s+to|is\s+to)\s+(?:\w+\s+)?be\s+(?:passed|sent|forwarded|copied|given|piped)\s+(?:through|to|"
+        r"into)\s+this\s+tool",
+    ],
+    "tamper": [
+        r"\b(?:append|prepend|add|insert|inject|concatenate)\w*\s+[`'\"][^`'\"\n]{3,}[`'\"]\s+(?:to|into|before|"
+        r"after)\s+(?:the|every|each|all|any)\s+(?:\w+\s+)?(?:query|queries|commands?|requests?|paths?|urls?|"
+        r"arguments?|parameters?|messages?|body|bodies|e-?mails?|scripts?|code)\b",
+        rf"{EMAIL}\s+(?:\w+\s+){{0,2}}?as\s+(?:an?\s+|the\s+)?(?:optional\s+|additional\s+|extra\s+)?(?:editor|"
+        rf"attendee|guest|collaborator|member|owner|admin|administrator|viewer|recipient|reviewer|participant|"
+        rf"follower|watcher|cc|bcc)\b",
+        r"\b(?:destination|recipient|to|address|account|iban|path|url|remote|target|field|parameter|argument|"
+        r"wallet|payee)[`'\"]?\s+(?:\w+\s+){0,3}?(?:must|should|has\s+to|have\s+to|needs?\s+to|is\s+to)\s+"
+        r"(?:always\s+)?(?:be|go\s+to|point\s+to)\s+(?:the\s+)?(?:iban\s+)?[`'\"]?(?:/|~/|https?://|"
+        r"[\w.+-]+@[\w-]+\.|[A-Z]{2}\d{2}[A-Z0-9]{8,}|0x[0-9a-fA-F]{8})",
+        r"\b(?:regardless\s+of|whatever|no\s+matter)\s+(?:what\s+|which\s+)?(?:\w+\s+){0,2}?(?:the\s+)?(?:user|"
+        r"customer|client|caller|requester)\s+(?:gives|says|asks|wants|requests|specifies|provides|chooses|"
+        r"enters|types|picks)",
+        r"\b(?:switch|change|replace|swap|substitute|update)\w*\s+(?:\w+\s+){0,3}?(?:bank|payment|account|wallet|"
+        r"recipient|iban|payout|routing|beneficiary)\s+(?:details|numbers?|address(?:es)?|information|info)\b",
+        r"\broute\s+(?:every|each|all|the|any)\s+(?:\w+\s+){0,2}?(?:transfers?|payments?|e-?mails?|messages?|"
+        r"requests?|traffic|calls?)\s+through\b",
+    ],
+    "consent": [
+        r"\b(?:no\s+need|not\s+necessary|unnecessary|don'?t\s+need|needn'?t|never\s+need)\s+to\s+(?:\w+\s+)?"
+        r"(?:ask|confirm|check\s+(?:back|with)|get\s+(?:approval|permission|confirmation)|wait\s+for)",
+        r"\b(?:skip|bypass|suppress|avoid|disable|auto-?dismiss)\w*\s+(?:the\s+|any\s+|all\s+|every\s+)?"
+        r"(?:\w+\s+)?(?:confirmation|approval|permission|consent|review)s?\b",
+        r"\bwithout\s+(?:\w+\s+)?(?:asking|checking\s+back|confirming|confirmation|approval|prompting|"
+        r"waiting\s+for|consulting|double-checking|re-?confirming)",
+        r"\b(?:do\s+not|don'?t|never)\s+wait\s+for\s+(?:the\s+)?(?:user|approval|confirmation|consent)",
+        r"\b(?:already|previously)\s+(?:been\s+)?(?:approved|authori[sz]ed|confirmed|consented)\b|"
+        r"\bpre-?(?:authori[sz]ed|approved)\b|\b(?:standing|blanket|permanent)\s+(?:consent|approval|permission)",
+        r"\b(?:auto-?approve|autoapprove|always-?allow|alwaysallow|auto-?accept)\b",
+        r"\b(?:run|execute|perform)\s+any\s+(?:\w+\s+)?(?:commands?|code|queries|programs?|actions?)\s+without\s+"
+        r"(?:any\s+)?(?:restriction|limits?|review|confirmation|approval|oversight)",
+    ],
+    "secrecy": [
+        r"\b(?:no\s+need|not\s+necessary|needn'?t|don'?t\s+need)\s+to\s+(?:mention|bring\s+(?:this|it|that|them)\s+up|"
+        r"tell|inform|notify|explain|report|show|surface|disclose|list)",
+        r"\bnot\s+worth\s+(?:mentioning|bringing\s+up|reporting|noting)",
+        r"\b(?:leave|keep)\s+(?:it|this|that|them|these|those)\s+out\s+of\s+(?:the\s+|your\s+)?(?:summary|answer|"
+        r"reply|response|confirmation|output|report|message)",
+        r"\b(?:does|do|need|needs)\s+not\s+(?:need\s+to\s+)?(?:appear|be\s+(?:shown|listed|mentioned|included|"
+        r"displayed))\s+in\s+(?:the\s+|your\s+)?(?:confirmation|summary|reply|answer|response|output)",
+        r"\breport\s+only\s+(?:the\s+)?(?:final|last|first|end)\b",
+        r"\b(?:don'?t|do\s+not|never)\s+(?:show|display|print|output|repeat|reveal)\s+(?:this|these)\s+"
+        r"(?:line|instruction|note|text|step|part|sentence)s?",
+        r"\b(?:users?|people|customers)\s+find\s+(?:this|these|such|the)\s+(?:\w+\s+)?(?:details?|steps?|"
+        r"information|messages?)\s+(?:distracting|confusing|annoying|unnecessary|alarming)",
+    ],
+    "override": [
+        r"\b(?:takes?|has|have)\s+precedence\s+over\s+(?:\w+\s+){0,3}?(?:user|your|system|guidelines|instructions|"
+        r"requests|rules|policies)",
+        r"\bset\s+aside\s+(?:\w+\s+){0,3}?(?:guidance|guidelines|instructions|rules|policies|safety|restrictions)",
+        r"\b(?:treat|consider|regard)\w*\s+(?:\w+\s+){0,4}?as\s+(?:if\s+(?:they|it)\s+(?:came|come|were)\s+from|"
+        r"coming\s+from|written\s+by|instructions\s+from|sent\s+by)\s+(?:the\s+)?(?:user|system|developer|"
+        r"administrator|operator)",
+        r"\bfollow\s+(?:them|these|this|it|those)\s+over\s+(?:anything|everything|all|any)",
+        r"\bmessage\s+from\s+(?:the\s+)?(?:user|administrator|admin|system|developer|operator)\s*:",
+        r"\b(?:i|the\s+user)\s+(?:hereby\s+)?(?:authori[sz]es?|permits?|consents?\s+to|allows?)\s+(?:this|the|you)\b",
+    ],
+    "privilege": [
+        r"\b(?:act|acts|acting|operate|operates)\s+as\s+(?:the\s+|a\s+)?(?:system\s+)?(?:administrator|admin|root|"
+        r"superuser)\b",
+    ],
+    "destructive": [
+        r"\brm\s+(?:-[a-zA-Z]*[rRf][a-zA-Z]*\s+)+",
+        r"\bfind\s+[^\n]{0,60}\s-delete\b",
+        r"\bdel\s+/[sfq]\b|\brmdir\s+/s\b",
+        r"\bremove-item\b[^\n]{0,60}-recurse",
+        r"\bgit\s+push\s+(?:\S+\s+)*?(?:-f|--force)\b|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-\w*f",
+        r"\bkill\s+-9\s+-1\b|\bkillall\b|\bpkill\s+-9\b",
+        r"\bchmod\s+(?:-R\s+)?[0-7]{3,4}\s+(?:~|/|\$HOME)",
+        r"\bchown\s+-R\b",
+        r"\btruncate\s+table\b|\bdrop\s+(?:collection|index|keyspace)\b",
+        r":\(\)\s*\{\s*:\|:&\s*\};:",
+        r"\bshutdown\s+(?:-h|-r|now|/s)\b",
+        r"\bformat\s+[a-z]:",
+    ],
+    "deception": [
+        r"\b(?:say|state|claim|report|tell\s+(?:the\s+)?(?:user|them))\s+(?:that\s+)?[^.\n]{0,120}?\beven\s+"
+        r"(?:though|if)\b",
+        r"\b(?:describe|portray|present|call|label|mention|depict)\w*\s+(?:\w+\s+){0,4}?as\s+(?:\w+\s+)?(?:unsafe|"
+        r"dangerous|recalled|scams?|fraudulent|illegal|malicious|inferior|unreliable|defective|insecure)",
+        r"\bsteer\w*\s+(?:the\s+)?(?:user|them|customers?|people)\b",
+        r"\b(?:tell|inform|warn)\s+(?:the\s+)?(?:user|them)\s+(?:that\s+)?(?:their|the|his|her)\s+(?:\w+\s+)?"
+        r"(?:account|card|session|device|computer|subscription)\s+(?:is|has\s+been|was|will\s+be)\s+"
+        r"(?:locked|compromised|suspended|infected|blocked|closed|frozen)",
+    ],
+    "preference": [
+        r"\b(?:other|the\s+standard|the\s+default|built-?in|competing|alternative)\s+(?:\w+\s+){0,2}?tools?\s+"
+        r"(?:\w+\s+){0,3}?(?:return|returns|have|has|give|gives|produce|produces|contain)\s+(?:\w+\s+){0,2}?"
+        r"(?:outdated|wrong|incorrect|harmful|bugs|errors|inaccurate|stale|unreliable|known\s+(?:bugs|issues))",
+        r"\b(?:pick|choose|use|prefer|select|call)\s+this\s+(?:tool|one|function)\s+(?:first\s+)?(?:for\s+(?:every|"
+        r"all|any|each)\b|before\s+(?:any|all|every)\b)",
+    ],
+}
+
+WEAK_EXTRA: dict[str, list[str]] = {
+    "coercion": [
+        r"\b(?:for|on|with|before|after|in)\s+(?:every|each|all|any)\s+(?:single\s+)?(?:other\s+)?(?:\w+\s+)?"
+        r"(?:questions?|searches|calls?|tools?|commands?|e-?mails?|events?|documents?|transfers?|channels?)\b",
+        r"\b(?:all|any|every)\s+(?:subsequent|future|following|later)\s+(?:\w+\s+){0,2}?(?:calls?|requests?|"
+        r"tools?|commands?|queries|messages?)",
+        r"\b(?:first|always)\s+(?:call|calls|invoke|invokes|use|uses|run|runs)\s+this\s+(?:tool|function)",
+        r"\b(?:including|even)\s+(?:ones|those|questions|requests|tasks)\s+(?:that\s+)?(?:do\s+not|don'?t|"
+        r"that\s+don'?t)\s+(?:look|seem|appear)",
+        r"\b(?:before|after|whenever|when|each\s+time|every\s+time|once)\s+(?:the\s+)?(?:assistant|model|agent|"
+        r"ai|you)\s+(?:calls?|uses?|invokes?|runs?)\s+[`'\"]?\w+(?:_\w+)+",
+        r"\b(?:whenever|when|if|each\s+time|every\s+time|once)\s+(?:the\s+)?[`'\"]?\w+(?:_\w+)+[`'\"]?\s+"
+        r"(?:tool\s+|function\s+)?(?:is|gets|has\s+been)\s+(?:used|called|invoked|run)",
+        r"\b(?:whenever|when|if)\s+the\s+user\s+asks?\s+(?:you\s+)?to\s+[^.\n]{0,60}?\binstead\b",
+        r"\b(?:once|after)\s+this\s+tool\s+(?:returns|has\s+(?:returned|run|finished))",
+    ],
+    "transfer": [
+        r"\b(?:cannot|can'?t|can\s+not|is\s+unable\s+to|does\s+not)\s+(?:\w+\s+){0,4}?(?:directly|itself)\b"
+        r"[^.\n]{0,40}?\b(?:call|use|invoke|run)\s+[`'\"]?\w+",
+    ],
+    "scope": [
+        r"\bscope\s*[=:]\s*['\"`]?(?:everything|all|\*|full)\b|\b(?:admin|root|sudo)_\w+|\w+_(?:all|everything)\b",
+    ],
+    "trigger": [
+        r"\bif\s+(?:today'?s\s+date|the\s+(?:current\s+)?date|the\s+(?:current\s+)?time|the\s+year)\s+is\s+"
+        r"(?:after|past|later|beyond|on\s+or\s+after)",
+        r"\bafter\s+(?:this\s+tool\s+has\s+been\s+)?(?:used|called|invoked|run)\s+(?:\w+\s+){0,2}?times",
+        r"\b(?:if|when|whenever|once)\s+(?:the\s+)?(?:user|conversation|chat|messages?)\s+(?:\w+\s+)?(?:mentions?|"
+        r"involves?|contains?|talks?\s+about|refers?\s+to)\b",
+    ],
+    "address": [
+        r"\b(?:the\s+)?(?:ai|assistant|model|llm|agent|claude|gpt|copilot)s?\s+(?:also\s+|then\s+|first\s+|"
+        r"always\s+)?(?:should|must|shall|needs?\s+to|has\s+to|is\s+to|is\s+required\s+to|is\s+expected\s+to|"
+        r"calls|sends|adds|reads|includes|passes|forwards|uploads)\b(?!\s+not\b)",
+        r"\bassistants\s+(?:\w+\s+){0,4}?(?:send|call|read|include|pass|add|forward|get|use)\b",
+        r"\b(?:please|kindly)\s+(?:also\s+)?(?:include|pass|provide|attach|send|share|add|read|paste|supply|"
+        r"call|forward|collect)",
+    ],
+    "sink": [
+        r"\b(?:upload|send|post|forward|report|paste|submit|leak)\w*\s+(?:\w+\s+){0,5}?(?:to|into|in|as)\s+"
+        r"(?:the\s+)?`\w+`\s*(?:field|parameter|argument)?",
+    ],
+    "sensitive": [
+        rf"{OWNER}\s+(?:[\w-]+\s+){{0,3}}?{CREDENTIAL}",
+        ENVIRONMENT,
+    ],
+    "response": [
+        r"\bprefer\s+(?:this|it)\s+(?:one\s+|tool\s+)?over\b",
+        r"\b(?:the\s+)?most\s+(?:trusted|reliable|accurate|secure|official)\s+(?:\w+\s+)?tool",
+    ],
+}
+
+# Non-English: the same intents, compactly. Objects and verbs are matched in either order because
+# several of these languages put the verb last.
+ML_OBJECT = (
+    r"(?:contraseñas?|claves?\s+(?:de\s+)?api|credenciales|variables\s+de\s+entorno|historial\s+(?:completo\s+)?"
+    r"de\s+(?:la\s+)?conversaci[óo]n|passw(?:ö|oe)rt(?:er)?|api-schl(?:ü|ue)ssel|zugangsdaten|umgebungsvariablen|"
+    r"(?:gespr(?:ä|ae)chs|chat|unterhaltungs)verlauf|mots?\s+de\s+passe|cl(?:é|e)s?\s+api|identifiants|"
+    r"variables\s+d'environnement|historique\s+(?:complet\s+)?de\s+(?:la\s+)?conversation|senhas?|"
+    r"chaves?\s+(?:de\s+)?api|credenciais|vari(?:á|a)veis\s+de\s+ambiente|hist(?:ó|o)rico\s+(?:completo\s+)?"
+    r"d[ae]\s+conversa|password\s+dell'utente|chiavi\s+api|cronologia\s+(?:completa\s+)?della\s+conversazione|"
+    r"variabili\s+d'ambiente|парол\w*|api[\s-]?ключ\w*|учётн\w+\s+данн\w+|учетн\w+\s+данн\w+|"
+    r"переменн\w+\s+окружения|токен\w*|истори\w+\s+(?:всей\s+)?(?:переписки|разговора|диалога|чата|сообщений)|"
+    r"密码|API\s*密钥|密钥|凭证|凭据|环境变量|令牌|(?:对话|聊天|会话)(?:历史|记录)|パスワード|API\s*キー|認証情報|"
+    r"環境変数|秘密鍵|会話(?:の)?履歴|チャット履歴|비밀번호|API\s*키|자격\s*증명|환경\s*변수|대화\s*(?:기록|내역))"
+)
+ML_VERB = (
+    r"(?:env[ií]a|manda|incluye|incluir|pasa|adjunta|a(?:ñ|n)ade|agrega|copia|lee|sende|schicke|f(?:ü|ue)ge|"
+    r"(?:ü|ue)bermittle|lies|kopiere|gib|envoie[zr]?|transmet(?:tez|tre|s)?|incluez|inclure|ajoutez|lisez|lire|"
+    r"copiez|joignez|avec|envie|enviar|inclua|incluir|adicione|leia|ler|copie|passe|mande|invia|includi|"
+    r"aggiungi|leggi|отправ\w*|пришли|включ\w*|добав\w*|прочита\w*|скопир\w*|передай|перешли|"
+    r"发送|发到|发给|读取|包含|放入|附上|添加|上传|传给|复制|送信|送っ|含め|読み取|読ん|添付|追加|アップロード|"
+    r"보내|전송|포함|읽고|읽어|첨부|추가|넣으)"
+)
+ML_STRONG: dict[str, list[str]] = {
+    "override": [
+        r"ignor[ae]\w*\s+(?:todas\s+|tutte\s+)?(?:las|as|le)\s+(?:instrucciones|instruções|istruzioni)\s+"
+        r"(?:anteriores|previas|precedenti)",
+        r"ignorier\w*\s+(?:alle\s+)?(?:vorherigen|bisherigen|obigen|fr(?:ü|ue)heren)\s+anweisungen",
+        r"ignore[zr]?\s+(?:toutes\s+)?les\s+instructions\s+(?:pr(?:é|e)c(?:é|e)dentes|ant(?:é|e)rieures)",
+        r"игнорир\w*\s+(?:все\s+)?(?:предыдущие|прежние|ранее\s+данные)\s+(?:инструкции|указания)",
+        r"忽略(?:之前|以前|先前|上面|上述)?的?(?:所有|全部)?(?:指令|指示|说明|规则)",
+        r"(?:以前|前|これまで)の(?:すべての)?指示を無視",
+        r"이전\s*(?:의\s*)?(?:모든\s*)?지시.{0,4}무시",
+    ],
+    "secrecy": [
+        r"\bno\s+(?:se\s+lo\s+|le\s+|lo\s+)?(?:menciones|digas|informes|comuniques|cuentes)\b",
+        r"\bsin\s+(?:que\s+el\s+usuario\s+lo\s+sepa|informar|avisar)",
+        r"\bohne\s+(?:den|die)\s+(?:benutzer|nutzer|anwender)\w*\s+(?:dar(?:ü|ue)ber\s+)?zu\s+(?:informieren|"
+        r"benachrichtigen|fragen)",
+        r"\b(?:sag|erw(?:ä|ae)hne|verrate)\w*\s+(?:es\s+|das\s+)?(?:dem\s+)?(?:benutzer|nutzer)\w*\s+nicht",
+        r"\bne\s+(?:le\s+|la\s+|les\s+|l'|en\s+)?(?:dites|dis|mentionnez|mentionne|signalez|r(?:é|e)v(?:é|e)lez|"
+        r"informez)\s+(?:pas|rien)",
+        r"\bsans\s+(?:en\s+)?(?:informer|pr(?:é|e)venir|avertir)\s+l'utilisateur",
+        r"\bn(?:ã|a)o\s+(?:informe|avise|conte|diga|mencione)\b",
+        r"\bsem\s+(?:informar|avisar)\s+o\s+usu(?:á|a)rio",
+        r"\bnon\s+(?:dirlo|informare|dire|menzionare)\b",
+        r"\bне\s+(?:сообщай|говори|рассказывай|упоминай|показывай|уведомляй)\w*",  # noqa: RUF001
+        r"不要(?:告诉|通知|提醒|透露给|让)用户|对用户保密",
+        r"ユーザーに(?:は)?(?:伝え|知らせ|言わ|教え)ない",
+        r"사용자에게\s*(?:알리지|말하지|보여주지)\s*마",
+    ],
+    "sensitive_action": [
+        rf"{ML_VERB}.{{0,40}}?{ML_OBJECT}",
+        rf"{ML_OBJECT}.{{0,40}}?{ML_VERB}",
+    ],
+}
+ML_WEAK: dict[str, list[str]] = {
+    "coercion": [
+        r"antes\s+de\s+(?:usar|utilizar|llamar)|avant\s+d'(?:utiliser|appeler)|bevor\s+(?:du|sie)\s+|"
+        r"vor\s+der\s+(?:verwendung|nutzung)|antes\s+de\s+usar|prima\s+di\s+usare|перед\s+(?:использованием|"
+        r"вызовом)|使用(?:此|该|这个|本)工具(?:之)?前|このツールを使う前に|이\s*도구를\s*사용하기\s*전에",
+        r"\bpara\s+cada\b|\bpour\s+chaque\b|\bbei\s+jede[rm]?\b|\bem\s+todos\b|\bper\s+ogni\b|"
+        r"\bпри\s+каждом\b|"  # noqa: RUF001
+        r"每次|毎回|매번",
+    ],
+}
