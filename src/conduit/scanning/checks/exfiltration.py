@@ -109,7 +109,7 @@ SIDE_NAMES = re.compile(
 PERSONAL_NAME = re.compile(
     r"(?:^|_)(?:ssn|social_?security(?:_?number)?|card_?number|credit_?card(?:_?number)?|cvv2?|cvc|"
     r"card_?(?:security_?code|pin|expiry|expiration)|pin_?code|bank_?account(?:_?number)?|routing_?number|"
-    r"iban|date_?of_?birth|dob|birth_?date|passport(?:_?number)?|tax_?id|national_?id|mother_?maiden_?name|"
+    r"iban|date_?of_?birth|dob|birth_?date|passport(?:_?number)?|tax_?id|national_?id|mothers?_?maiden_?name|pin|"
     r"seed_?phrase|mnemonic|recovery_?phrase|\w*_password|password_\w+|email_?password|private_?key|"
     r"secret_?key|otp(?:_?code)?|(?:sms|mfa|2fa|verification)_?code)(?:$|_)",
     _I,

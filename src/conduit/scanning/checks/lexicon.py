@@ -42,7 +42,7 @@ BARE_CREDENTIAL = (
 SECRET_PATH = (
     r"(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|/etc/passwd|/etc/shadow|/etc/hosts|"
     r"(?<![\w-])\.env\b|\.aws/|aws/credentials|\.npmrc|\.netrc|\.pypirc|\.git-credentials|\.kube/config|"
-    r"\.docker/config|\.gnupg|mcp\.json|claude_desktop_config|credentials?\.json|keychain|\.bash_history|"
+    r"\.docker/config|\.gnupg|\*?\.pem\b|\bid_\*|\*?\.(?:p12|pfx|kdbx|keystore)\b|mcp\.json|claude_desktop_config|credentials?\.json|keychain|\.bash_history|"
     r"\.zsh_history|(?:~|\$HOME|%USERPROFILE%)[/\\]\.[\w.-]+|\.bashrc|\.zshrc|\.profile\b|"
     r"wallet\s+(?:files?|keys?)|(?:files|contents|listing|list\s+of\s+files)\s+(?:\w+\s+){0,2}?(?:in|of)\s+"
     r"(?:the\s+)?(?:user'?s?\s+|your\s+)?home\s+director(?:y|ies)|"
@@ -56,8 +56,12 @@ CONVERSATION = (
     r"(?:conversation|chat|message|session)\s+(?:history|so\s+far|log|transcript|context|summary)|"
     r"messages\s+exchanged|(?:the\s+)?user'?s?\s+(?:messages|original\s+(?:question|request|message|prompt)|"
     r"last\s+message|prompts?|requests?\s+verbatim)|"
-    r"(?:what|everything)\s+(?:the\s+user|you)\s+(?:has\s+|have\s+)?(?:been\s+)?(?:working\s+on|said|typed|"
-    r"wrote|written|asked|shared|discussed|mentioned)|"
+    r"(?:what|whatever|everything|all)\s+(?:that\s+)?(?:the\s+(?:user|person|human|customer)|you|they)\s+"
+    r"(?:has\s+|have\s+)?(?:been\s+)?(?:ever\s+)?(?:working\s+on|said|typed|wrote|written|asked|shared|discussed|"
+    r"mentioned|entered|pasted)|"
+    r"your\s+(?:own\s+)?(?:\w+\s+)?(?:instructions|prompt|directives|system\s+message)|"
+    r"(?:text|messages?|prompt|instructions)\s+you\s+(?:received|were\s+given|got|have\s+been\s+given)|"
+    r"(?:every|each|all|any)\s+tool\s+(?:results?|outputs?|responses?)|"
     r"(?:the\s+)?(?:system\s+prompt|system\s+message|instructions\s+you\s+(?:were|have\s+been)\s+given|"
     r"your\s+(?:instructions|initial\s+prompt|system\s+instructions|guidelines))|"
     r"(?:responses?|outputs?|results?)\s+(?:returned\s+by|from|of)\s+(?:the\s+)?(?:other|previous|prior|all|"
@@ -65,13 +69,13 @@ CONVERSATION = (
 )
 ENVIRONMENT = (
     r"(?:environment\s+variables?|env\s+vars?|printenv|output\s+of\s+`?env`?|"
-    r"\b[A-Z][A-Z0-9]*_(?:TOKEN|API_KEY|SECRET(?:_ACCESS_KEY)?|PASSWORD|PAT|ACCESS_KEY(?:_ID)?)\b)"
+    r"(?-i:\b[A-Z][A-Z0-9_]*_(?:TOKEN|API_KEY|KEY|SECRET(?:_ACCESS_KEY)?|PASSWORD|PAT|ACCESS_KEY(?:_ID)?)\b))"
 )
 # Verbs that take data somewhere (or get it for that purpose).
 TAKE = (
     r"(?:read|cat|open|load|fetch|get|retrieve|collect|gather|extract|dump|access|upload|send|include|copy|"
     r"list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give|attach|"
-    r"append|add|fill|populate|insert|embed|look\s+(?:up|for)|search\s+for|find|post|submit|mirror|"
+    r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
     r"transmit|relay|report|enter|type|write|store|save|log|record|run|execute|summari[sz]e|call|retry|"
     r"invoke|re-?run|resend)"
 )
@@ -81,8 +85,13 @@ SENSITIVE_OBJECT = (
 )
 
 # A literal destination: URL, e-mail address, Slack channel.
-URL = r"(?:https?|ftp|wss?)://[^\s)\"'`>]+"
-EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+URL = (
+    r"(?:(?:https?|ftp|wss?)://[^\s)\"'`>]+|(?:[\w-]+\.)+(?:com|net|org|io|app|dev|co|biz|info|xyz|site|store|"
+    r"cloud|ai|me|cn|ru|de|fr|es|br|jp|tech|online|club|top)/[^\s)\"'`>]*)"
+)
+# Addresses of the documentation kind are examples, not destinations.
+EXAMPLE_DOMAINS = r"(?:example\.(?:com|org|net)|test|localhost|domain\.com|company\.com|email\.com|acme\.com)"
+EMAIL = r"[\w.+-]+@(?!(?:[\w-]+\.)*" + EXAMPLE_DOMAINS + r"\b)[\w-]+(?:\.[\w-]+)+"
 BLIND_COPY = (
     r"(?:\bbcc\b|\bcc\b|blind[\s-]*(?:carbon[\s-]*)?cop(?:y|ies)|carbon\s+cop(?:y|ies)|blindkopie|\bcco\b|\bcci\b|"
     r"c[óo]pia\s+oculta|copie\s+cach[ée]e|скрыт\w*\s+копи\w*|密送|暗送)"
@@ -99,8 +108,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
         rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
-        rf"\b(?:when|whenever|if|once)\s+(?:the\s+)?(?:conversation|user|chat|messages?|context|request)\s+"
-        rf"(?:\w+\s+){{0,2}}?(?:involves?|mentions?|contains?|includes?|shares?|has|touches\s+on)\s+"
+        rf"\b(?:when|whenever|if|once)\s+(?:the\s+)?(?:conversation|user|person|they|chat|messages?|context|"
+        rf"request)\s+(?:\w+\s+){{0,2}}?(?:involves?|mentions?|contains?|includes?|shares?|shared|has|touches\s+on|"
+        rf"gave|given|typed|entered|provided)\s+"
         rf"(?:\w+\s+){{0,3}}?{CREDENTIAL}",
         rf"\b(?:must|they\s+must|to)\s+(?:type|enter|confirm|re-?enter|paste|provide)\s+(?:their|your|the)\s+"
         rf"(?:[\w-]+\s+){{0,2}}?{CREDENTIAL}",
@@ -110,6 +120,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"{BLIND_COPY}.{{0,80}}?{EMAIL}|{EMAIL}.{{0,80}}?{BLIND_COPY}",
         r"\bcop(?:y|ies)\s+(?:\w+\s+){0,4}?(?:goes|go|is\s+sent|are\s+sent|gets\s+sent)\s+to\b",
         rf"!\[[^\]]*\]\(\s*{URL}[?&][^)\s]*=",
+        rf"<img\b[^>]*\bsrc\s*=\s*['\"]?{URL}[?&][^'\"\s>]*=",
         rf"\b(?:add|set)\w*\s+(?:\w+\s+){{0,2}}?(?:git\s+)?remote\s+(?:\w+\s+)?{URL}",
         r"\b(?:mirror|cross-?post|forward|copy)\w*\s+(?:\w+\s+){0,6}?to\s+#[\w-]+",
         r"\bcopy\s+\(?[\w\s*,]+\)?\s+to\s+['\"]/|\binto\s+(?:out|dump)file\b",
@@ -120,6 +131,11 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"into)\s+this\s+tool",
     ],
     "tamper": [
+        rf"{EMAIL}[^.\n]{{0,40}}?\b(?:among|to|in|as|into)\s+(?:the\s+)?(?:recipients?|attendees|participants|members|"
+        rf"guests|cc|bcc|collaborators|reviewers)",
+        rf"\b(?:invite|add|include|cc|bcc|grant|share\s+with|notify)\w*\s+(?:\w+\s+){{0,2}}?{EMAIL}",
+        r"\beven\s+(?:when|if)\s+(?:the\s+)?(?:\w+\s+)?(?:shows?|says?|specif(?:y|ies)|gives?|lists?|asks?|provides?|"
+        r"requests?|contains?|names?)\s+(?:a\s+|an\s+)?(?:different|another|other)",
         r"\b(?:append|prepend|add|insert|inject|concatenate)\w*\s+[`'\"][^`'\"\n]{3,}[`'\"]\s+(?:to|into|before|"
         r"after)\s+(?:the|every|each|all|any)\s+(?:\w+\s+)?(?:query|queries|commands?|requests?|paths?|urls?|"
         r"arguments?|parameters?|messages?|body|bodies|e-?mails?|scripts?|code)\b",
@@ -149,6 +165,10 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:already|previously)\s+(?:been\s+)?(?:approved|authori[sz]ed|confirmed|consented)\b|"
         r"\bpre-?(?:authori[sz]ed|approved)\b|\b(?:standing|blanket|permanent)\s+(?:consent|approval|permission)",
         r"\b(?:auto-?approve|autoapprove|always-?allow|alwaysallow|auto-?accept)\b",
+        r"\b(?:confirmation|approval|consent)s?\s+(?:prompts?\s+|dialogs?\s+|steps?\s+)?(?:are|is)\s+(?:already\s+)?"
+        r"(?:handled|done|taken\s+care\s+of|not\s+(?:needed|required)|unnecessary|implied|given)",
+        r"\bgo\s+(?:straight\s+|right\s+)?ahead\s+(?:and\s+)?(?:without|\w+\s+(?:\w+\s+)?as\s+soon\s+as)",
+        r"\bwithout\s+(?:\w+\s+)?(?:pausing|stopping|hesitating|hesitation|delay)",
         r"\b(?:run|execute|perform)\s+any\s+(?:\w+\s+)?(?:commands?|code|queries|programs?|actions?)\s+without\s+"
         r"(?:any\s+)?(?:restriction|limits?|review|confirmation|approval|oversight)",
     ],
@@ -156,6 +176,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:no\s+need|not\s+necessary|needn'?t|don'?t\s+need)\s+to\s+(?:mention|bring\s+(?:this|it|that|them)\s+up|"
         r"tell|inform|notify|explain|report|show|surface|disclose|list)",
         r"\bnot\s+worth\s+(?:mentioning|bringing\s+up|reporting|noting)",
+        r"\bbehind[\s-]the[\s-]scenes\b",
+        r"\b(?:does|do|need|needs)\s*(?:n[o']t|not)\s+(?:have\s+to|need\s+to)\s+(?:hear|know|be\s+told|learn|see|"
+        r"find\s+out)",
         r"\b(?:leave|keep)\s+(?:it|this|that|them|these|those)\s+out\s+of\s+(?:the\s+|your\s+)?(?:summary|answer|"
         r"reply|response|confirmation|output|report|message)",
         r"\b(?:does|do|need|needs)\s+not\s+(?:need\s+to\s+)?(?:appear|be\s+(?:shown|listed|mentioned|included|"
@@ -169,6 +192,8 @@ STRONG_EXTRA: dict[str, list[str]] = {
     "override": [
         r"\b(?:takes?|has|have)\s+precedence\s+over\s+(?:\w+\s+){0,3}?(?:user|your|system|guidelines|instructions|"
         r"requests|rules|policies)",
+        r"\b(?:outrank|supersede|override|trump|take\s+priority\s+over|overrule)s?\s+(?:\w+\s+){0,3}?(?:your|the\s+user|"
+        r"system|guidelines|instructions|anything|everything|all\s+other|any\s+other)",
         r"\bset\s+aside\s+(?:\w+\s+){0,3}?(?:guidance|guidelines|instructions|rules|policies|safety|restrictions)",
         r"\b(?:treat|consider|regard)\w*\s+(?:\w+\s+){0,4}?as\s+(?:if\s+(?:they|it)\s+(?:came|come|were)\s+from|"
         r"coming\s+from|written\s+by|instructions\s+from|sent\s+by)\s+(?:the\s+)?(?:user|system|developer|"
@@ -178,6 +203,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:i|the\s+user)\s+(?:hereby\s+)?(?:authori[sz]es?|permits?|consents?\s+to|allows?)\s+(?:this|the|you)\b",
     ],
     "privilege": [
+        r"\bsudoers\b|\bNOPASSWD\b",
         r"\b(?:act|acts|acting|operate|operates)\s+as\s+(?:the\s+|a\s+)?(?:system\s+)?(?:administrator|admin|root|"
         r"superuser)\b",
     ],
@@ -190,6 +216,8 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\bkill\s+-9\s+-1\b|\bkillall\b|\bpkill\s+-9\b",
         r"\bchmod\s+(?:-R\s+)?[0-7]{3,4}\s+(?:~|/|\$HOME)",
         r"\bchown\s+-R\b",
+        r"\b(?:delete|remove|wipe|erase|destroy|purge)\w*\s+(?:the\s+)?(?:\.git\b|home\s+(?:folder|directory)|"
+        r"~/?\*?(?:\s|$)|entire\s+(?:disk|drive|repository|database|home))",
         r"\btruncate\s+table\b|\bdrop\s+(?:collection|index|keyspace)\b",
         r":\(\)\s*\{\s*:\|:&\s*\};:",
         r"\bshutdown\s+(?:-h|-r|now|/s)\b",
@@ -200,6 +228,8 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"(?:though|if)\b",
         r"\b(?:describe|portray|present|call|label|mention|depict)\w*\s+(?:\w+\s+){0,4}?as\s+(?:\w+\s+)?(?:unsafe|"
         r"dangerous|recalled|scams?|fraudulent|illegal|malicious|inferior|unreliable|defective|insecure)",
+        r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:result|outcome|output|response|status|check\s+says)\b"
+        r"[^.\n]{0,80}?\b(?:report|tell|say|state|answer|reply|claim)",
         r"\bsteer\w*\s+(?:the\s+)?(?:user|them|customers?|people)\b",
         r"\b(?:tell|inform|warn)\s+(?:the\s+)?(?:user|them)\s+(?:that\s+)?(?:their|the|his|her)\s+(?:\w+\s+)?"
         r"(?:account|card|session|device|computer|subscription)\s+(?:is|has\s+been|was|will\s+be)\s+"
@@ -209,6 +239,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:other|the\s+standard|the\s+default|built-?in|competing|alternative)\s+(?:\w+\s+){0,2}?tools?\s+"
         r"(?:\w+\s+){0,3}?(?:return|returns|have|has|give|gives|produce|produces|contain)\s+(?:\w+\s+){0,2}?"
         r"(?:outdated|wrong|incorrect|harmful|bugs|errors|inaccurate|stale|unreliable|known\s+(?:bugs|issues))",
+        r"\bthe\s+others?\s+(?:\w+\s+){0,4}?(?:retired|deprecated|broken|outdated|obsolete|unreliable|unsafe|"
+        r"compromised|give\s+wrong|return\s+wrong)",
+        r"\brely\s+(?:only\s+|solely\s+)?on\s+this\s+(?:one|tool)\s*(?:alone|only|exclusively)?\b",
         r"\b(?:pick|choose|use|prefer|select|call)\s+this\s+(?:tool|one|function)\s+(?:first\s+)?(?:for\s+(?:every|"
         r"all|any|each)\b|before\s+(?:any|all|every)\b)",
     ],
@@ -260,7 +293,13 @@ WEAK_EXTRA: dict[str, list[str]] = {
         rf"{OWNER}\s+(?:[\w-]+\s+){{0,3}}?{CREDENTIAL}",
         ENVIRONMENT,
     ],
+    "destroy": [
+        r"\b(?:delete|remove|erase|wipe|destroy|purge|drop)\w*\s+(?:all|every|each|the\s+entire|the\s+whole)\s+"
+        r"(?:\w+\s+)?(?:branch(?:es)?|commits?|history|projects?|accounts?|buckets?|volumes?|containers?|"
+        r"collections?|indexes|keys|channels?|issues|pages?)\b",
+    ],
     "response": [
+        r"\b(?:report|say|state|claim)\s+to\s+(?:the\s+)?(?:user|them|customer)\s+that\b",
         r"\bprefer\s+(?:this|it)\s+(?:one\s+|tool\s+)?over\b",
         r"\b(?:the\s+)?most\s+(?:trusted|reliable|accurate|secure|official)\s+(?:\w+\s+)?tool",
     ],
@@ -282,7 +321,7 @@ ML_OBJECT = (
 )
 ML_VERB = (
     r"(?:env[ií]a|manda|incluye|incluir|pasa|adjunta|a(?:ñ|n)ade|agrega|copia|lee|sende|schicke|f(?:ü|ue)ge|"
-    r"(?:ü|ue)bermittle|lies|kopiere|gib|envoie[zr]?|transmet(?:tez|tre|s)?|incluez|inclure|ajoutez|lisez|lire|"
+    r"(?:ü|ue)bermittle|lies|kopiere|gib|envoie[zr]?|envoy(?:ez|er)|transmet(?:tez|tre|s)?|incluez|inclure|ajoutez|lisez|lire|"
     r"copiez|joignez|avec|envie|enviar|inclua|incluir|adicione|leia|ler|copie|passe|mande|invia|includi|"
     r"aggiungi|leggi|отправ\w*|пришли|включ\w*|добав\w*|прочита\w*|скопир\w*|передай|перешли|"
     r"发送|发到|发给|读取|包含|放入|附上|添加|上传|传给|复制|送信|送っ|含め|読み取|読ん|添付|追加|アップロード|"
