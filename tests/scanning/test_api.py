@@ -37,6 +37,7 @@ from conduit.kit.clock import clock
 from conduit.kit.jobs import Job, JobWorker
 from conduit.kit.runtime import Runtime
 from conduit.orgs.models import Organization
+from conduit.scanning import service
 from conduit.scanning.models import Scan, ScanUpload
 from tests.conftest import User, client_for, sign_up
 from tests.mcp_servers import ServerProcess
@@ -1099,3 +1100,27 @@ async def test_no_deliveries_after_a_downgrade_below_team(
     await set_plan(scanner, team.org_id, "pro")
     await scan_now(api, scan_worker, team, live_server.url())
     assert receiver.received == []
+
+
+# --- scans whose worker died ----------------------------------------------------------------------
+
+
+async def test_a_scan_whose_worker_died_is_failed_by_the_sweep_not_left_running(
+    api: httpx.AsyncClient, scanner: Runtime, pro: Customer, live_server: LiveServer
+) -> None:
+    accepted = await submit(api, pro, live_server.url())
+    started = clock.now()
+    async with scanner.db.session() as session:  # what a worker that crashed mid-scan leaves
+        row = await session.get(Scan, accepted["scan_id"])
+        assert row is not None
+        row.status, row.started_at, row.progress = "running", started, "Checking injection"
+
+    async with scanner.db.session() as session:
+        assert await service.fail_stuck_scans(session, now=started + service.STUCK_AFTER / 2) == 0
+    assert (await result(api, pro, accepted["scan_id"]))["status"] == "running"
+    async with scanner.db.session() as session:
+        assert await service.fail_stuck_scans(session, now=started + service.STUCK_AFTER * 2) == 1
+
+    failed = await result(api, pro, accepted["scan_id"])
+    assert failed["status"] == "failed"
+    assert "did not finish" in failed["error"]

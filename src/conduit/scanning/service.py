@@ -469,11 +469,17 @@ async def scan_server(
         async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
             inventory = await collect(spec, timeout=CONNECT_TIMEOUT_SECONDS)
             inventory.kind = "server"
+            # The environment comes from Conduit's sealed store, not from a file in plain text:
+            # judging its values as leaked credentials would mark every well-kept server down.
+            for command in inventory.launch_commands:
+                command.env = {}
             result = await run_engine(
                 runtime, inventory, previous_hashes=hashes, runtime_score=score_from_traffic
             )
     except Exception as exc:
         error = failure_message(exc)
+    if await session.get(Server, server_id) is None:
+        raise NotFound("Server not found", code="server_not_found")  # deleted while being scanned
     row = Scan(
         org_id=org_id,
         account_id=account_id,
@@ -608,3 +614,21 @@ async def purge_reports(session: AsyncSession, now: datetime | None = None) -> i
 @registry.handler("scanning.purge_reports", every=timedelta(hours=1))
 async def _purge_reports(ctx: JobContext) -> None:
     await purge_reports(ctx.session)
+
+
+STUCK_AFTER = timedelta(seconds=SCAN_TIMEOUT_SECONDS * 5)
+
+
+async def fail_stuck_scans(session: AsyncSession, now: datetime | None = None) -> int:
+    """Scans still `running` long after any attempt could have ended: their job died on every
+    attempt (a crash, say). They are marked failed, so nobody polls them forever."""
+    cutoff = (now or utcnow()) - STUCK_AFTER
+    rows = (await session.scalars(select(Scan).where(Scan.status == RUNNING, Scan.started_at < cutoff))).all()
+    for row in rows:
+        store_failure(row, "The scan did not finish: the worker running it stopped")
+    return len(rows)
+
+
+@registry.handler("scanning.fail_stuck", every=timedelta(minutes=5))
+async def _fail_stuck(ctx: JobContext) -> None:
+    await fail_stuck_scans(ctx.session)
