@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import re
 import time
@@ -67,6 +68,8 @@ NO_TIMEOUT_METHODS = frozenset({"subscriptions/listen"})
 FORWARDED_MODERN_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
 ALLOW = [(b"allow", b"GET, POST, DELETE")]
 UNSOLICITED_BACKLOG = 1000
+# A request still running after this long starts watching for its client to go away.
+WATCH_AFTER = 0.05
 STDERR_LINE_LIMIT = 4000
 
 
@@ -116,6 +119,7 @@ class Session:
 
     def __init__(self, gateway: Gateway, grant: Grant, route: Route, init: Message) -> None:
         self.id = random_base62(32)
+        self.header = [(b"mcp-session-id", self.id.encode())]
         self.gateway = gateway
         self.grant = grant
         self.route = route
@@ -292,6 +296,9 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = match(scope["path"])
         assert route is not None
+        await self.serve(route, scope, receive, send)
+
+    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         if method not in ("GET", "POST", "DELETE"):
@@ -450,7 +457,7 @@ class Gateway:
         session = await self._require_session(send, headers, grant, route)
         if session is None:
             return
-        session_header = [(b"mcp-session-id", session.id.encode())]
+        session_header = session.header
         if jsonrpc.is_request(message):
             call = Call(message["method"], request_bytes=size)
             exchange = Exchange(send, sse_ok=accepts(headers, "text/event-stream"), headers=session_header)
@@ -852,13 +859,19 @@ async def _refuse(send: Send, refusal: GatewayRefusal, request_id: Any) -> None:
 class Guard:
     """Runs a request's work in the serving task itself (no task of its own to schedule), and
     cancels it when the client disconnects or cancels the request: the cancellation reaches the
-    upstream call, which tells the upstream."""
+    upstream call, which tells the upstream.
+
+    Watching for the disconnect takes a task; it starts only once the work has run for
+    `WATCH_AFTER` seconds, so the many calls answered sooner never pay for one.
+    """
 
     def __init__(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.task = task
         self.reason: str | None = None
+        self._receive: Receive = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -869,9 +882,13 @@ class Guard:
         if not watcher.cancelled() and watcher.exception() is None:
             self.cancel("client went away")
 
+    def _watch(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(_disconnected(self._receive))
+        self._watcher.add_done_callback(self._gone)
+
     async def run(self, work: Coroutine[Any, Any, None], receive: Receive) -> None:
-        watcher = asyncio.get_running_loop().create_task(_disconnected(receive))
-        watcher.add_done_callback(self._gone)
+        self._receive = receive
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch)
         try:
             await work
         except asyncio.CancelledError:
@@ -881,8 +898,10 @@ class Guard:
         except Exception as exc:
             log.error("relay_failed", error=repr(exc))
         finally:
-            watcher.remove_done_callback(self._gone)
-            watcher.cancel()
+            timer.cancel()
+            if self._watcher is not None:
+                self._watcher.remove_done_callback(self._gone)
+                self._watcher.cancel()
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -947,12 +966,21 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            await self.gateway(scope, receive, observed)
+            await self.gateway.serve(route, scope, receive, observed)
         finally:
-            metrics.observe(scope, status, time.perf_counter() - started, METRICS_ROUTES[route.project])
+            requests, latency = _metrics(scope["method"], METRICS_ROUTES[route.project], status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 METRICS_ROUTES = {True: PROJECT_PATH, False: "/s/{org}/{server}/mcp"}
+
+
+@functools.lru_cache(maxsize=256)
+def _metrics(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """`metrics.observe`'s two series for one kind of answer, looked up once rather than by
+    label on every relayed message."""
+    return metrics.REQUESTS.labels(method, route, str(status)), metrics.LATENCY.labels(method, route)
 
 
 def front(app: Any) -> GatewayMiddleware:
