@@ -249,12 +249,14 @@ class Gatekeeper:
         """The grant of a Conduit API key, or a `GatewayRefusal` (401 or 403)."""
         if not raw_credential:
             raise _missing_credentials()
-        if not looks_like_api_key(raw_credential):
-            raise INVALID_KEY.refusal()
         digest = self._runtime.keyring.hash_token(raw_credential)
         now = _now()
         cached = self._keys.get(digest)
         if cached is None or cached.fresh_until <= now:
+            # Checked only here: what is cached passed this check (and the checksum costs more
+            # than the cache lookup on every message).
+            if not looks_like_api_key(raw_credential):
+                raise INVALID_KEY.refusal()
             cached = await self._load(digest)
         if cached.grant is None:
             raise (cached.denial or INVALID_KEY).refusal()
