@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -172,5 +173,10 @@ def accepts(headers: dict[str, str], media_type: str) -> bool:
     accept = headers.get("accept", "")
     if not accept:
         return media_type == "application/json"
-    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    kinds = _media_types(accept)
     return media_type in kinds or "*/*" in kinds or f"{media_type.split('/')[0]}/*" in kinds
+
+
+@functools.lru_cache(maxsize=64)  # clients send the same few Accept headers on every message
+def _media_types(accept: str) -> frozenset[str]:
+    return frozenset(part.split(";")[0].strip().lower() for part in accept.split(","))
