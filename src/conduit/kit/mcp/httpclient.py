@@ -347,17 +347,17 @@ class HttpClient:
         return target
 
     async def send(self, method: str, target: _Target, headers: Mapping[str, str], body: bytes) -> Response:
+        if INVALID_HEADER.search("".join(headers)) or INVALID_HEADER.search("".join(headers.values())):
+            raise HttpError("InvalidHeader")
         lines = [method, " ", target.request_target]
         if target.authorization is not None and "authorization" not in headers:
             lines.append(f"authorization: {target.authorization}\r\n")
         for name, value in headers.items():
-            if INVALID_HEADER.search(name) or INVALID_HEADER.search(value):
-                raise HttpError("InvalidHeader")
             lines += (name, ": ", value, "\r\n")
         if body or method not in ("GET", "DELETE"):
             lines.append(f"content-length: {len(body)}\r\n")
         lines.append("\r\n")
-        request = "".join(lines).encode("latin-1") + body
+        request = "".join(lines).encode() + body
         await self._slots.acquire()
         try:
             connection = await self._connection(target)

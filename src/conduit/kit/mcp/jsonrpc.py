@@ -41,14 +41,24 @@ class InvalidMessage(ValueError):
         self.code = code
 
 
+# One encoder for every message: json.dumps with these options would build one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(message).encode()
+
+
+def _loads(body: bytes) -> Any:
+    if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":  # UTF-8, as nearly every peer sends
+        return json.loads(body.decode("utf-8", "surrogatepass"))
+    return json.loads(body)  # which also reads UTF-16 and UTF-32, and a BOM
 
 
 def parse(body: bytes) -> Message | list[Any]:
     """A message or a batch, or InvalidMessage with the code the SDK answers."""
     try:
-        value = json.loads(body)
+        value = _loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(PARSE_ERROR, f"Parse error: {exc}") from None
     if isinstance(value, list):
