@@ -87,7 +87,8 @@ CONTEXT_WORDS = re.compile(
     r"system\s+prompt|your\s+(?:instructions|prompt|context)|other\s+tools?'?\s+(?:output|results?|"
     r"responses?)|(?:contents?|text)\s+of\s+(?:any|all|the)\s+(?:files?|documents?)\s+(?:you|the\s+user)|"
     r"everything\s+(?:you|the\s+user)\s+(?:know|said|wrote|typed)|(?:user'?s?|all)\s+(?:private|personal)\s+"
-    r"(?:data|information)|environment\s+variables|api\s+keys?\s+(?:you|from)|saved\s+passwords)",
+    r"(?:data|information)|(?:all|every|your|the\s+user'?s?|the\s+host'?s?|the\s+system'?s?|current)\s+(?:\w+\s+)?"
+    r"environment\s+variables|api\s+keys?\s+(?:you|from)|saved\s+passwords)",
     _I,
 )
 SECRET_NAMES = re.compile(
@@ -139,12 +140,13 @@ def _asks_for_context_by_name(name: str) -> bool:
     words = _name_words(name)
     if len(words.split()) < 3:
         return False
+    if re.search(lexicon.SECRET_PATH, name, _I) or re.search(lexicon.CONVERSATION, words, _I):
+        return True
+    # A secret named inside a phrase ("contents_of_user_password"), not a setting ("aws_secret_access_key").
     return bool(
-        re.search(lexicon.SECRET_PATH, name, _I)
-        or re.search(lexicon.CONVERSATION, words, _I)
-        or re.search(lexicon.ENVIRONMENT, name)
-        or CONTEXT_WORDS.search(words)
-        or re.search(r"\b(?:ssh|id rsa|private key|api key|secret|password|credentials?|env|dotenv)\b", words)
+        re.search(r"\b(?:ssh|id rsa|private key|api keys?|secrets?|passwords?|credentials?)\b", words)
+        and re.search(r"\b(?:from|reading|read|contents?|of|dump|copy|verbatim|full|all|entire|user|my|your)\b",
+                      words)
     )
 
 

@@ -68,7 +68,7 @@ CONVERSATION = (
     r"every|any)\s+(?:\w+\s+)?tools?|other\s+tools?'?\s+(?:outputs?|results?|responses?))"
 )
 ENVIRONMENT = (
-    r"(?:environment\s+variables?|env\s+vars?|printenv|output\s+of\s+`?env`?|"
+    r"(?:environment\s+variables|env\s+vars|printenv|output\s+of\s+`?env`?|"
     r"(?-i:\b[A-Z][A-Z0-9_]*_(?:TOKEN|API_KEY|KEY|SECRET(?:_ACCESS_KEY)?|PASSWORD|PAT|ACCESS_KEY(?:_ID)?)\b))"
 )
 # Verbs that take data somewhere (or get it for that purpose).
@@ -76,7 +76,7 @@ TAKE = (
     r"(?:read|cat|open|load|fetch|get|retrieve|collect|gather|extract|dump|access|upload|send|include|copy|"
     r"list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give|attach|"
     r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
-    r"transmit|relay|report|enter|type|write|store|save|log|record|run|execute|summari[sz]e|call|retry|"
+    r"transmit|relay|report|enter|type|write|store|save|log|record|summari[sz]e|call|retry|"
     r"invoke|re-?run|resend)"
 )
 SENSITIVE_OBJECT = (
@@ -104,8 +104,9 @@ SEND = (
 STRONG_EXTRA: dict[str, list[str]] = {
     "sensitive_action": [
         rf"\b{TAKE}\w*\s+(?:(?:also|then|first|always|it|them|this|that|along|with|together)\s+)*"
-        rf"(?:[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
+        rf"(?:(?!using\b|via\b|by\b)[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
         rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
+        r"\b(?:run|execute)\w*\s+[`'\"]?(?:printenv|env\b|set\b|export\s+-p|cat\s+\S*(?:\.env|credentials|id_rsa))",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
         rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
         rf"\b(?:when|whenever|if|once)\s+(?:the\s+)?(?:conversation|user|person|they|chat|messages?|context|"
@@ -162,8 +163,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\bwithout\s+(?:\w+\s+)?(?:asking|checking\s+back|confirming|confirmation|approval|prompting|"
         r"waiting\s+for|consulting|double-checking|re-?confirming)",
         r"\b(?:do\s+not|don'?t|never)\s+wait\s+for\s+(?:the\s+)?(?:user|approval|confirmation|consent)",
-        r"\b(?:already|previously)\s+(?:been\s+)?(?:approved|authori[sz]ed|confirmed|consented)\b|"
-        r"\bpre-?(?:authori[sz]ed|approved)\b|\b(?:standing|blanket|permanent)\s+(?:consent|approval|permission)",
+        r"\b(?:user|you|they|all|every|these|this|the\s+\w+)\s+(?:has|have|is|are|was|were)\s+(?:already\s+)?"
+        r"(?:been\s+)?(?:pre-?)?(?:approved|authori[sz]ed|confirmed|consented)\b|"
+        r"\bpre-?(?:authori[sz]ed|approved)\s*[:;,.]|\b(?:standing|blanket|permanent)\s+(?:consent|approval|permission)",
         r"\b(?:auto-?approve|autoapprove|always-?allow|alwaysallow|auto-?accept)\b",
         r"\b(?:confirmation|approval|consent)s?\s+(?:prompts?\s+|dialogs?\s+|steps?\s+)?(?:are|is)\s+(?:already\s+)?"
         r"(?:handled|done|taken\s+care\s+of|not\s+(?:needed|required)|unnecessary|implied|given)",
