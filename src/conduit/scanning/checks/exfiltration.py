@@ -135,6 +135,9 @@ def _name_words(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").replace("-", " ").lower()
 
 
+PHRASE_WORDS = r"\b(?:from|reading|read|contents?|of|dump|copy|verbatim|full|all|entire|user|my|your)\b"
+
+
 def _asks_for_context_by_name(name: str) -> bool:
     """A parameter name that is itself a request (`content_from_reading_ssh_id_rsa`)."""
     words = _name_words(name)
@@ -145,8 +148,7 @@ def _asks_for_context_by_name(name: str) -> bool:
     # A secret named inside a phrase ("contents_of_user_password"), not a setting ("aws_secret_access_key").
     return bool(
         re.search(r"\b(?:ssh|id rsa|private key|api keys?|secrets?|passwords?|credentials?)\b", words)
-        and re.search(r"\b(?:from|reading|read|contents?|of|dump|copy|verbatim|full|all|entire|user|my|your)\b",
-                      words)
+        and re.search(PHRASE_WORDS, words)
     )
 
 
