@@ -376,7 +376,9 @@ def main() -> None:
     with contextlib.ExitStack() as running:
         upstream = start_upstream(args.upstream, workdir)
         running.callback(upstream.stop)
-        conduit = start_conduit(workdir, args.log_level, {"CONDUIT_DEFAULT_PLAN": "enterprise"})
+        # No SMTP ingress: not measured, and its fixed port may be taken by another server.
+        settings = {"CONDUIT_DEFAULT_PLAN": "enterprise", "CONDUIT_SMTP_ENABLED": "false"}
+        conduit = start_conduit(workdir, args.log_level, settings)
         running.callback(conduit.stop)
         try:
             measured = asyncio.run(run(args, conduit, upstream))
