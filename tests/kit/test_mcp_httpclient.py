@@ -89,6 +89,17 @@ async def test_reuses_one_connection_and_sends_what_it_is_given(serve) -> None:
     await client.aclose()
 
 
+async def test_a_connection_idle_past_keepalive_is_not_reused(serve) -> None:
+    upstream = await serve(fixed(200, b"{}"))
+    client = HttpClient(keepalive=0.05)
+    for pause in (0, 0.1, 0):
+        await asyncio.sleep(pause)
+        async with client.request("POST", upstream.url, {}, b"{}") as response:
+            assert await response.read(10) == b"{}"
+    assert upstream.connections == 2
+    await client.aclose()
+
+
 async def test_a_chunked_stream_arrives_piece_by_piece(serve) -> None:
     release = asyncio.Event()
 

@@ -25,7 +25,7 @@ import httptools
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
 MAX_CONNECTIONS = 1000
-MAX_IDLE_PER_ORIGIN = 100
+MAX_IDLE_PER_ORIGIN = MAX_CONNECTIONS
 # Unread body beyond this pauses reading from the socket until the reader catches up.
 READ_AHEAD = 1 << 20
 INVALID_HEADER = re.compile(r"[\r\n\x00]")
@@ -313,8 +313,9 @@ class _Exchange:
 class HttpClient:
     """Keep-alive connections to upstream origins, at most `max_connections` open at once.
 
-    A connection idle for `keepalive` seconds is closed rather than reused; one the server
-    closed leaves the pool when it does. A request is never retried: an MCP message must not
+    A connection idle for `keepalive` seconds is closed rather than reused (while requests keep
+    coming; when none do, the server's own keep-alive timeout ends it); one the server closed
+    leaves the pool when it does. A request is never retried: an MCP message must not
     reach an upstream twice.
     """
 
@@ -417,7 +418,9 @@ class HttpClient:
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
+        now = connection.idle_since = time.monotonic()
+        if idle and now - idle[0].idle_since >= self.keepalive:
+            idle.pop(0).close()  # the least recently used, idle too long: one per return
         idle.append(connection)
 
     def forget(self, connection: _Connection) -> None:
