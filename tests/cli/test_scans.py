@@ -148,3 +148,6 @@ def test_a_public_server_scanned_shows_in_the_registry_for_anyone(
     shown = instance.json("registry", "show", entry["id"], key=False)
     assert shown["latestScan"]["grade"] == match.group(2)
     assert len(shown["history"]) == 1
+    # The scan pinned each tool's definition; approving one re-pins it as it is now.
+    approved = instance.json("servers", "tool", "fixture-public", "echo", "--approve")
+    assert (approved["name"], approved["status"]) == ("echo", "active")

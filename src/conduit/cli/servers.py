@@ -305,10 +305,16 @@ def edit_tool(
     instructions: Annotated[str | None, typer.Option(help="Appended to the description")] = None,
     when_to_use: Annotated[str | None, typer.Option(help="Guidance appended to the description")] = None,
     when_not_to_use: Annotated[str | None, typer.Option(help="Guidance appended to the description")] = None,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve", help="Approve its current definition: a held tool (status held) is served again"
+        ),
+    ] = False,
     url: ConduitUrl = None,
     as_json: Json = False,
 ) -> None:
-    """Enable, disable or override one tool; only the options given change."""
+    """Enable, disable, override or approve one tool; only the options given change."""
     texts = {
         "displayName": display_name,
         "descriptionOverride": description,
@@ -320,10 +326,10 @@ def edit_tool(
     changes: dict[str, Any] = {k: v or None for k, v in texts.items() if v is not None}
     if enable is not None:
         changes["isEnabled"] = enable
-    if not changes:
+    if not changes and not approve:
         raise typer.BadParameter(
-            "give --enable, --disable, --display-name, --description, --instructions, --when-to-use "
-            "or --when-not-to-use (`conduit servers tools` lists the tools)"
+            "give --enable, --disable, --display-name, --description, --instructions, --when-to-use, "
+            "--when-not-to-use or --approve (`conduit servers tools` lists the tools)"
         )
     target = _find(url, server)
     found = next(
@@ -331,7 +337,10 @@ def edit_tool(
     )
     if found is None:
         fail(f"{target.name} has no tool {tool_ref!r} (see `conduit servers tools {target.server['slug']}`)")
-    updated = target.api.request("PATCH", f"{target.path}/tools/{_q(found['id'])}", json_body=changes)
+    tool_path = f"{target.path}/tools/{_q(found['id'])}"
+    updated = target.api.request("PATCH", tool_path, json_body=changes) if changes else found
+    if approve:
+        updated = target.api.request("POST", f"{tool_path}/approve")
     if as_json:
         _print_json(updated)
         return

@@ -34,14 +34,27 @@ class Target:
     modern: bool
     active: bool
     tools: dict[str, Tool] = field(default_factory=dict)
+    # The hash of each pinned tool's definition as this process last saw the upstream serve it
+    # (in a tools/list), shared by the server's targets: a call by name is judged by it too.
+    live_hashes: dict[str, str] = field(default_factory=dict)
 
     def tool_enabled(self, name: str) -> bool:
         tool = self.tools.get(name)
-        return tool is None or tool.is_enabled
+        if tool is None:
+            return True
+        return tool.is_enabled and not servers.tool_held(tool, self.live_hashes.get(name))
+
+    def _held(self, tool: Tool, definition: dict[str, Any]) -> bool:
+        """A pinned tool whose definition, as the upstream serves it now, is not the pinned one."""
+        if tool.pinned_hash is None:
+            return False
+        live = self.live_hashes[tool.name] = servers.definition_hash(definition)
+        return servers.tool_held(tool, live)
 
     def curate(self, definitions: Iterable[Any], allowed: frozenset[str] | None = None) -> list[Any]:
-        """tools/list as the gateway shows it: disabled tools (and, for a project key, tools its
-        configuration does not allow) left out, overrides applied to the live definitions."""
+        """tools/list as the gateway shows it: disabled tools, pinned tools whose definition
+        changed since it was scanned or approved (and, for a project key, tools its configuration
+        does not allow) left out, overrides applied to the live definitions."""
         shown = []
         for definition in definitions:
             if not isinstance(definition, dict):
@@ -53,7 +66,7 @@ class Target:
             tool = self.tools.get(name)
             if tool is None:
                 shown.append(definition)
-            elif tool.is_enabled:
+            elif tool.is_enabled and not self._held(tool, definition):
                 shown.append(servers.effective_definition(tool, definition=definition))
         return shown
 
@@ -71,6 +84,7 @@ class Targets:
         self.ttl = ttl
         self._entries: dict[tuple[str, ...], tuple[float, Target | None]] = {}
         self._loading: dict[tuple[str, ...], asyncio.Task[Target | None]] = {}
+        self._live_hashes: dict[str, dict[str, str]] = {}
 
     async def by_slug(self, org_slug: str, server_slug: str) -> Target | None:
         return await self._get(("slug", org_slug, server_slug))
@@ -130,6 +144,7 @@ class Targets:
             modern=modern,
             active=server.status != "disabled",
             tools={tool.name: tool for tool in tools},
+            live_hashes=self._live_hashes.setdefault(server.id, {}),
         )
 
     def invalidate(self) -> None:

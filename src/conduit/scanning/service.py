@@ -40,6 +40,7 @@ from conduit.scanning.files import REJECTED_SUFFIXES, UploadedFile, accepts, inv
 from conduit.scanning.inventory import Inventory
 from conduit.scanning.judge import Judge, JudgeConfig
 from conduit.scanning.models import COMPLETE, FAILED, QUEUED, RUNNING, Scan, ScanReport, ScanUpload
+from conduit.servers import service as servers
 from conduit.servers.models import RequestLog, Server
 from conduit.servers.service import upstream_spec
 from conduit.webhooks import service as webhooks
@@ -465,10 +466,12 @@ async def scan_server(
     started = utcnow()
     result: ScanResult | None = None
     error: str | None = None
+    scanned_definitions: list[dict[str, Any]] = []
     try:
         async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
             inventory = await collect(spec, timeout=CONNECT_TIMEOUT_SECONDS)
             inventory.kind = "server"
+            scanned_definitions = [tool.raw for listing in inventory.servers for tool in listing.tools]
             # The environment comes from Conduit's sealed store, not from a file in plain text:
             # judging its values as leaked credentials would mark every well-kept server down.
             for command in inventory.launch_commands:
@@ -496,11 +499,24 @@ async def scan_server(
         current = await session.get(Server, server_id)
         if current is not None:
             current.trust_score, current.trust_grade = result.score.total, result.score.grade
+            await _pin_scanned_tools(session, current, scanned_definitions)
     else:
         store_failure(row, error or "The scan failed")
     await session.flush()
     await notify_completed(session, runtime, row)
     return row
+
+
+async def _pin_scanned_tools(
+    session: AsyncSession, server: Server, definitions: list[dict[str, Any]]
+) -> None:
+    """The gateway serves the tools as this scan saw them: their definitions are stored and
+    pinned, and one that changes upstream afterwards is held back until approved or re-scanned."""
+    if not definitions:
+        return
+    await servers.upsert_tools(session, server, definitions)
+    for tool in await servers.tools_of(session, server.id):
+        servers.pin_tool(tool)
 
 
 # --- the scan-completed webhook -------------------------------------------------------------------

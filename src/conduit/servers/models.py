@@ -56,7 +56,8 @@ class Tool(Base):
     """One upstream tool: its definition as the upstream last served it, and the curation on top.
 
     `definition_hash` is a SHA-256 of the canonical JSON of the definition: a change upstream
-    (a rug pull) is visible as a new hash.
+    (a rug pull) is visible as a new hash. `pinned_hash` is the definition that was scanned or
+    approved: while the upstream serves another one, the gateway holds the tool back.
     """
 
     __tablename__ = "tools"
@@ -74,6 +75,8 @@ class Tool(Base):
     instructions: Mapped[str | None] = mapped_column(Text)
     when_to_use: Mapped[str | None] = mapped_column(Text)
     when_not_to_use: Mapped[str | None] = mapped_column(Text)
+    pinned_hash: Mapped[str | None] = mapped_column(String(64))
+    pinned_at: Mapped[datetime | None]
     removed_at: Mapped[datetime | None]
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -147,7 +147,11 @@ def _cursor(cursor: str | None) -> int | None:
 
 
 def _tool_status(tool: Tool) -> str:
-    return "removed" if tool.removed_at is not None else "active"
+    """`removed` (no longer listed upstream), `held` (its definition changed since it was scanned
+    or approved: the gateway hides it until it is approved or the server scanned again), `active`."""
+    if tool.removed_at is not None:
+        return "removed"
+    return "held" if service.tool_held(tool) else "active"
 
 
 def _tool_out(tool: Tool) -> ToolOut:
@@ -547,6 +551,32 @@ async def patch_tool(
     service.patch_tool(tool, changes)
     _audit(
         session, access, "tool.updated", client, server_id=server.id, tool=tool.name, changes=sorted(changes)
+    )
+    return _tool_out(tool)
+
+
+@router.post(
+    f"{SERVER}/tools/{{toolId}}/approve",
+    tags=[TAG],
+    summary="Approve a tool's current definition",
+    response_model=ToolOut,
+    responses=responses(401, 403, 404),
+)
+async def approve_tool(
+    serverId: str,
+    toolId: str,
+    session: SessionDep,
+    client: ClientDep,
+    access: Annotated[OrgAccess, org_access("servers:write")],
+) -> ToolOut:
+    """Pin the tool's definition as discovery last saw it (a Conduit extension). A pinned tool
+    whose definition changes upstream is held back by the gateway (`status: held`) until it is
+    approved again or the server is scanned; scanning a server pins every tool it lists."""
+    server = await service.get(session, access.org.id, serverId)
+    tool = await service.get_tool(session, server, toolId)
+    service.pin_tool(tool)
+    _audit(
+        session, access, "tool.approved", client, server_id=server.id, tool=tool.name, hash=tool.pinned_hash
     )
     return _tool_out(tool)
 

@@ -260,6 +260,20 @@ def definition_hash(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def tool_held(tool: Tool, live_hash: str | None = None) -> bool:
+    """Whether the gateway holds the tool back: its definition (as the upstream serves it now,
+    else as discovery last stored it) is not the one that was scanned or approved."""
+    if tool.pinned_hash is None:
+        return False
+    return (live_hash or tool.definition_hash) != tool.pinned_hash
+
+
+def pin_tool(tool: Tool, definition_hash: str | None = None) -> None:
+    """Approve the tool's definition as it is now (or the one with `definition_hash`)."""
+    tool.pinned_hash = definition_hash or tool.definition_hash
+    tool.pinned_at = utcnow()
+
+
 async def tools_of(session: AsyncSession, server_id: str, *, include_removed: bool = False) -> list[Tool]:
     query = select(Tool).where(Tool.server_id == server_id).order_by(Tool.position, Tool.name)
     if not include_removed:
