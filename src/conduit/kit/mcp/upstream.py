@@ -200,9 +200,10 @@ _background: set[asyncio.Task[Any]] = set()
 
 def _restore_id(raw: bytes, upstream_id: str, caller_id: Any) -> bytes | None:
     """`raw` with our id replaced by the caller's. The reply was parsed and its top-level id is
-    `upstream_id`, so if that string occurs once in the bytes, that occurrence is the id."""
+    `upstream_id`, so if that string occurs once in the bytes, that occurrence is the id. Only
+    plain UTF-8 passes through as it came (not a BOM, nor UTF-16 or UTF-32)."""
     ours = f'"{upstream_id}"'.encode()
-    if raw.count(ours) != 1:
+    if not raw.startswith(b"{") or raw.count(ours) != 1:
         return None
     return raw.replace(ours, jsonrpc.dumps(caller_id))
 
