@@ -10,7 +10,9 @@ connection, then calls `echo` back to back; only a 200 whose body holds a `resul
 Wall-clock rates are noisy on a small machine (the clients, the upstream and Conduit share its
 cores), so each row also shows the CPU time per call of each process (Linux `/proc`): the client
 (this process), the upstream, and Conduit. CPU is counted over the whole row (session setup and
-warm-up included) and divided by every answered message of the row.
+warm-up included) and divided by every answered message of the row; from those, the last lines
+give the share of direct throughput that Conduit can reach at most while the three processes
+share the machine's cores.
 
     .venv/bin/python bench/gateway.py [--duration 5] [--concurrency 1,32] [--upstream fast|fixture]
 
@@ -269,10 +271,18 @@ class CpuPerCall:
     def stop(self) -> None:
         self.spent = {name: cpu_seconds(pid) - self.spent[name] for name, pid in self.pids.items()}
 
+    def per_call_ms(self, name: str) -> float:
+        """NaN if the process was not part of the row or /proc could not tell."""
+        if name not in self.spent or not self.answered:
+            return float("nan")
+        return self.spent[name] * 1000 / self.answered
+
     def ms(self, name: str) -> str:
-        if name not in self.spent or not self.answered or self.spent[name] != self.spent[name]:
-            return "-"
-        return f"{self.spent[name] * 1000 / self.answered:.3f}"
+        value = self.per_call_ms(name)
+        return "-" if value != value else f"{value:.3f}"
+
+    def total_ms(self) -> float:
+        return sum(self.per_call_ms(name) for name in self.pids)
 
 
 async def run(
@@ -353,6 +363,26 @@ def verdicts(results: list[Result]) -> list[str]:
     return lines
 
 
+def ceilings(measured: list[tuple[Result, CpuPerCall]]) -> list[str]:
+    """What the CPU per call allows when every process shares the machine's cores: calls/s can
+    be at most cores / CPU per call, so through Conduit at most this share of direct."""
+    direct = {r.concurrency: cpu for r, cpu in measured if r.scenario == "direct"}
+    lines = []
+    for r, cpu in measured:
+        if r.scenario == "direct":
+            continue
+        alone, through = direct[r.concurrency].total_ms(), cpu.total_ms()
+        if alone != alone or through != through:
+            continue
+        lines.append(
+            f"{r.concurrency:>3} clients: CPU per call {alone:.3f} ms direct (client and upstream), "
+            f"{through:.3f} ms through Conduit ({cpu.per_call_ms('conduit'):.3f} of it Conduit's): "
+            f"where they share the cores, throughput through Conduit is at most {alone / through:.0%} "
+            "of direct"
+        )
+    return lines
+
+
 def parse_args() -> argparse.Namespace:
     parser = arguments(__doc__)
     parser.add_argument(
@@ -393,6 +423,7 @@ def main() -> None:
     print_table(HEADER, table_rows(measured))
     print()
     print("\n".join(verdicts(results)))
+    print("\n".join(ceilings(measured)))
     if total_errors:
         print(
             f"\n{total_errors} calls failed (not a 200 with a result)\n{failure_logs}\n(files in {workdir})"
