@@ -11,6 +11,7 @@ from conduit.scanning.checks import (
     exfiltration,
     injection,
     launch,
+    learned,
     rugpull,
     secrets,
     shadowing,
@@ -20,6 +21,7 @@ from conduit.scanning.checks.base import Analyzer
 
 ANALYZERS: list[Analyzer] = [
     injection.run,
+    learned.run,
     exfiltration.run,
     shadowing.run,
     rugpull.run,
