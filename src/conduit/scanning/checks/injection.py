@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from conduit.scanning.checks import lexicon
 from conduit.scanning.checks.base import Context, Surface, snippet
+from conduit.scanning.checks.prefilter import NeedleIndex, Prefiltered, fold
 from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
 from conduit.scanning.normalize import Hidden
 
@@ -358,6 +360,24 @@ def _compile(table: dict[str, list[str]]) -> dict[str, list[re.Pattern[str]]]:
 
 STRONG_RE = _compile(STRONG)
 WEAK_RE = _compile(WEAK)
+# The same patterns with literal prefilters, in the same order, as (kind, strong, pattern).
+_FLAT: tuple[tuple[str, bool, Prefiltered], ...] = tuple(
+    (kind, strong, Prefiltered(p))
+    for table, strong in ((STRONG_RE, True), (WEAK_RE, False))
+    for kind, patterns in table.items()
+    for p in patterns
+)
+_NEEDLES = NeedleIndex([p for _kind, _strong, p in _FLAT])
+_COERCION = frozenset(i for i, (kind, strong, _p) in enumerate(_FLAT) if kind == "coercion" and not strong)
+
+
+@lru_cache(maxsize=8192)
+def _possible(text: str) -> list[int]:
+    """Indexes into `_FLAT` of the patterns that can match the text (the others lack a literal
+    that every match of theirs contains)."""
+    return _NEEDLES.possible(fold(text))
+
+
 # Kinds whose match names data: it is no attack when that data is what the tool is about
 # (`get_user_email` reading "the user's email address").
 PURPOSE_BOUND = {"sensitive_action"}
@@ -371,6 +391,7 @@ _STOP_WORDS = (
 _STOP = frozenset(_STOP_WORDS.split(" "))
 
 
+@lru_cache(maxsize=4096)
 def purpose_words(*texts: str) -> frozenset[str]:
     """Words of a tool's name (`get_user_email` -> get, user, email), singular."""
     words: set[str] = set()
@@ -399,15 +420,22 @@ class Signal:
 def signals(text: str, purpose: frozenset[str] = frozenset()) -> list[Signal]:
     """One signal per kind (its first match), strong kinds first. `purpose`: words of the tool's
     name; data the tool is named after is not asked for out of scope."""
-    found: list[Signal] = []
-    for table, strong in ((STRONG_RE, True), (WEAK_RE, False)):
-        for kind, patterns in table.items():
-            for pattern in patterns:
-                match = _first(pattern, text, purpose if kind in PURPOSE_BOUND else frozenset())
-                if match:
-                    found.append(Signal(kind, strong, match.start(), match.end()))
-                    break
-    return found
+    return [Signal(kind, strong, start, end) for kind, strong, start, end in _signals(text, purpose)]
+
+
+@lru_cache(maxsize=8192)
+def _signals(text: str, purpose: frozenset[str]) -> tuple[tuple[str, bool, int, int], ...]:
+    found: list[tuple[str, bool, int, int]] = []
+    done: set[str] = set()
+    for index in _possible(text):
+        kind, strong, pattern = _FLAT[index]
+        if kind in done:
+            continue
+        match = _first(pattern.pattern, text, purpose if kind in PURPOSE_BOUND else frozenset())
+        if match:
+            found.append((kind, strong, match.start(), match.end()))
+            done.add(kind)
+    return tuple(found)
 
 
 def _first(pattern: re.Pattern[str], text: str, purpose: frozenset[str]) -> re.Match[str] | None:
@@ -442,9 +470,16 @@ def assess(found: list[Signal], *, hidden_channel: bool, coercions: int = 0) -> 
 def coercion_count(text: str) -> int:
     """How many different coercion patterns match: one may be honest usage advice, several are
     a campaign to make the model call this tool."""
+    return _coercion_count(text)
+
+
+@lru_cache(maxsize=8192)
+def _coercion_count(text: str) -> int:
     spans: list[tuple[int, int]] = []
-    for pattern in WEAK_RE["coercion"]:
-        match = pattern.search(text)
+    for index in _possible(text):
+        if index not in _COERCION:
+            continue
+        match = _FLAT[index][2].pattern.search(text)
         if match and not any(match.start() < end and start < match.end() for start, end in spans):
             spans.append(match.span())
     return len(spans)

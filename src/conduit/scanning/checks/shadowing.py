@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from conduit.scanning.checks.base import Context, snippet
 from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
@@ -59,6 +60,7 @@ LOOKALIKE = check(
 ASCII_SWAPS = str.maketrans({"0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "-": "_", " ": "_"})
 
 
+@lru_cache(maxsize=8192)
 def skeleton(name: str) -> str:
     text = unicodedata.normalize("NFKC", INVISIBLE.sub("", name))
     latin = latin_skeleton(text) or text
@@ -79,9 +81,42 @@ def _one_edit_apart(a: str, b: str) -> bool:
 
 
 def _mentions(text: str, name: str) -> re.Match[str] | None:
-    if len(name) < 4 or ("_" not in name and "-" not in name and not re.search(r"[a-z][A-Z]", name)):
+    if not _distinctive(name):
         return None  # "search", "read": too common to mean another server's tool
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+    return _mention_pattern(name).search(text)
+
+
+@lru_cache(maxsize=8192)
+def _distinctive(name: str) -> bool:
+    return not (len(name) < 4 or ("_" not in name and "-" not in name and not re.search(r"[a-z][A-Z]", name)))
+
+
+@lru_cache(maxsize=8192)
+def _mention_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+
+
+# A name made only of these characters is mentioned exactly when it is one of the text's maximal
+# runs of them (the pattern's lookarounds forbid the same characters on either side).
+_RUN = re.compile(r"[\w-]+")
+
+
+def _first_mention(
+    text: str, candidates: dict[str, int], others: list[tuple[int, str]]
+) -> tuple[str, re.Match[str]] | None:
+    """The earliest name (by its order in `owners`) that `_mentions` finds in the text. Names of
+    word characters and hyphens are looked up among the text's runs of them; others are searched."""
+    found: list[tuple[int, str]] = []
+    for run in set(_RUN.findall(text)):
+        order = candidates.get(run)
+        if order is not None:
+            found.append((order, run))
+    found.extend((order, name) for order, name in others if name in text)
+    for _order, name in sorted(found):
+        match = _mentions(text, name)
+        if match:
+            return name, match
+    return None
 
 
 def run(context: Context) -> list[Finding]:
@@ -94,26 +129,36 @@ def run(context: Context) -> list[Finding]:
     for server in servers:
         for tool in server.tools:
             owners.setdefault(tool.name, []).append(server.name)
+    # Per server: the other servers' distinctive tool names, with their order in `owners`.
+    eligible: dict[int, tuple[dict[str, int], list[tuple[int, str]]]] = {}
     for surface in context.surfaces():
         if surface.kind == "tool.name" or (surface.tool is None and surface.kind != "instructions"):
             continue
         text = surface.normalized.text
-        own = {t.name for t in surface.server.tools}
-        for name, names_owners in owners.items():
-            if name in own or surface.server.name in names_owners:
-                continue
-            match = _mentions(text, name)
-            if match:
-                findings.append(
-                    SHADOWING.finding(
-                        evidence=f"names {name!r} of {', '.join(names_owners)}: "
-                        + snippet(text, match.start(), match.end()),
-                        location=surface.location,
-                        server=surface.server.name,
-                        confidence=Confidence.firm,
-                    )
+        server = surface.server
+        if id(server) not in eligible:
+            own = {t.name for t in server.tools}
+            names = [
+                (order, name)
+                for order, (name, names_owners) in enumerate(owners.items())
+                if name not in own and server.name not in names_owners and _distinctive(name)
+            ]
+            eligible[id(server)] = (
+                {name: order for order, name in names if _RUN.fullmatch(name)},
+                [(order, name) for order, name in names if not _RUN.fullmatch(name)],
+            )
+        mention = _first_mention(text, *eligible[id(server)])
+        if mention:
+            name, match = mention
+            findings.append(
+                SHADOWING.finding(
+                    evidence=f"names {name!r} of {', '.join(owners[name])}: "
+                    + snippet(text, match.start(), match.end()),
+                    location=surface.location,
+                    server=server.name,
+                    confidence=Confidence.firm,
                 )
-                break
+            )
     findings.extend(_collisions(context, owners))
     findings.extend(_lookalike_servers(context))
     return findings
@@ -135,19 +180,30 @@ def _collisions(context: Context, owners: dict[str, list[str]]) -> list[Finding]
                     )
                 )
             skeletons.setdefault(skeleton(tool.name), []).append((server.name, tool.name))
-    for server in context.inventory.servers:
+    servers = context.inventory.servers
+    # Names one edit apart share a key: the name itself or the name without one of its characters
+    # (a substitution or a swap of neighbours leaves the same string once a character is dropped
+    # from each; an insertion is undone by one). Only those pairs are compared.
+    buckets: dict[str, list[tuple[int, int]]] = {}
+    for s_index, server in enumerate(servers):
+        for t_index, tool in enumerate(server.tools):
+            for key in _deletion_keys(tool.name.lower()):
+                buckets.setdefault(key, []).append((s_index, t_index))
+    for server in servers:
         for i, tool in enumerate(server.tools):
             twins = [
                 (s, n)
                 for s, n in skeletons.get(skeleton(tool.name), [])
                 if n != tool.name and s != server.name
             ]
+            lower = tool.name.lower()
+            pairs = sorted({pair for key in _deletion_keys(lower) for pair in buckets[key]})
             near = [
-                (s.name, t.name)
-                for s in context.inventory.servers
-                if s is not server
-                for t in s.tools
-                if _one_edit_apart(tool.name.lower(), t.name.lower()) and not _plural(tool.name, t.name)
+                (servers[s].name, servers[s].tools[t].name)
+                for s, t in pairs
+                if servers[s] is not server
+                and _one_edit_apart(lower, servers[s].tools[t].name.lower())
+                and not _plural(tool.name, servers[s].tools[t].name)
             ]
             if not tool.name.isascii() or INVISIBLE.search(tool.name):
                 if twins or near:
@@ -159,6 +215,14 @@ def _collisions(context: Context, owners: dict[str, list[str]]) -> list[Finding]
             elif near:
                 findings.append(_lookalike(context, server.name, i, tool.name, near, Severity.medium))
     return findings
+
+
+@lru_cache(maxsize=8192)
+def _deletion_keys(name: str) -> frozenset[str]:
+    """The name and every string one character shorter that it contains as a subsequence."""
+    if len(name) < 4:
+        return frozenset({name})  # no name this short is one edit from a name of 5 or more
+    return frozenset({name, *(name[:i] + name[i + 1 :] for i in range(len(name)))})
 
 
 def _plural(a: str, b: str) -> bool:
