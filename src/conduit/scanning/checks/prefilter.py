@@ -14,7 +14,6 @@ from __future__ import annotations
 import _sre
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
 from typing import Any
@@ -40,7 +39,6 @@ class _Folding(dict[int, int]):
 _FOLD = _Folding()
 
 
-@lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """The text with every character replaced by its IGNORECASE representative: a regex with
     IGNORECASE matches a literal at some place exactly when the folded literal is there in the

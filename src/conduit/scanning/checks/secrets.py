@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from conduit.scanning.checks.base import Context
+from conduit.scanning.checks.prefilter import Prefiltered, fold
 from conduit.scanning.findings import Category, Confidence, Finding, Severity, check
 
 ANALYZER = "secrets"
@@ -110,9 +111,13 @@ def looks_secret(value: str) -> bool:
     return len(set(value)) > 4 and entropy(value) >= 3.0
 
 
+_PROVIDERS = [(label, Prefiltered(pattern)) for label, pattern in PROVIDERS]
+
+
 def known_secrets(text: str) -> Iterator[tuple[str, re.Match[str]]]:
-    for label, pattern in PROVIDERS:
-        for match in pattern.finditer(text):
+    folded = fold(text)  # each format has a literal (`AKIA`, `ghp_`, `eyJ`...): most are skipped
+    for label, pattern in _PROVIDERS:
+        for match in pattern.finditer(text, folded):
             yield label, match
 
 
