@@ -47,7 +47,7 @@ fmt: $(INSTALLED)
 	$(BIN)/ruff format src tests $(wildcard bench)
 
 bench: $(INSTALLED)
-	$(BIN)/python bench/api.py && $(BIN)/python bench/gateway.py && $(BIN)/python bench/smtp.py
+	$(BIN)/python bench/api.py && $(BIN)/python bench/gateway.py && $(BIN)/python bench/smtp.py && $(BIN)/python bench/scan.py
 
 # The MCP conformance suite against the fixture server, directly and through Conduit, side by side
 # (not part of `make test`; tests/gateway/test_conformance.py asserts the same in the suite).
