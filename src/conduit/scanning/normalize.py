@@ -182,15 +182,19 @@ def normalize(original: str) -> Normalized:
         if decoded is not None:
             hidden.append(Hidden("hex", decoded))
             decoded_parts.append(decoded)
-    mixed = []
-    for word in set(WORD.findall(text)):
-        skeleton = latin_skeleton(word)
-        if skeleton is not None:
-            mixed.append((word, skeleton))
+    mixed: dict[str, str] = {}
+    for word in WORD.findall(text):
+        if word not in mixed:
+            skeleton = latin_skeleton(word)
+            if skeleton is not None:
+                mixed[word] = skeleton
     if mixed:
-        hidden.append(Hidden("homoglyph", ", ".join(f"{w} → {s}" for w, s in sorted(mixed)[:8]), len(mixed)))
-        for word, skeleton in mixed:
-            text = text.replace(word, skeleton)
+        shown = ", ".join(f"{w} → {s}" for w, s in sorted(mixed.items())[:8])
+        hidden.append(Hidden("homoglyph", shown, len(mixed)))
+        # Whole words only, in one pass: replacing a look-alike word inside a longer one (a
+        # mixed-script "safe" inside "safekeeping") made the result depend on the order in which
+        # the words were taken, which changed with the process's hash seed.
+        text = WORD.sub(lambda match: mixed.get(match.group(0), match.group(0)), text)
     visible = HTML_COMMENT.sub(" ", text)
     analysed = "\n".join([text, *decoded_parts]) if decoded_parts else text
     return Normalized(original=original, visible=visible, text=analysed, hidden=hidden)
