@@ -113,5 +113,3 @@ class WebhookSet(BaseModel):
             "HMAC-SHA256 of the body keyed with this secret). Shown only when the webhook is created"
         )
     )
-
-
