@@ -277,7 +277,6 @@ class _Work:
     target: str
     auth_token: str | None
     files: list[UploadedFile]
-    previous_hashes: dict[str, Any]
 
 
 async def _progress_writer(runtime: Runtime, scan_id: str) -> Any:
@@ -415,7 +414,6 @@ async def _start(runtime: Runtime, scan_id: str) -> _Work | None:
             target=row.target,
             auth_token=token,
             files=[UploadedFile(upload.name, upload.content) for upload in uploads],
-            previous_hashes={},
         )
 
 
