@@ -482,3 +482,117 @@ async def test_stop_lets_running_jobs_finish(runtime: Runtime) -> None:
 
     await asyncio.wait_for(task, timeout=5)
     assert (await load(runtime, job_id)).status == DONE
+
+
+# --- jobs started where they are enqueued (`enqueue(here=True)`) ---------------------------------
+
+
+async def test_job_enqueued_here_starts_at_commit_without_a_poll_or_a_claim(
+    runtime: Runtime, running_workers: list[tuple[JobWorker, asyncio.Task[None]]]
+) -> None:
+    worker = start(running_workers, JobWorker(runtime, poll_seconds=30))
+    await asyncio.sleep(0.2)  # idle, asleep until a commit wakes it or 30 s pass
+    claims = 0
+    claim = worker.claim
+
+    async def counted(limit: int) -> list[Job]:
+        nonlocal claims
+        claims += 1
+        return await claim(limit)
+
+    worker.claim = counted  # type: ignore[method-assign]
+
+    job_id = await add_job(runtime, BLOCK, here=True)
+
+    await eventually(lambda: len(ran(BLOCK)) == 1, timeout=3)
+    assert claims == 0, "the job was claimed instead of started where it was enqueued"
+    job = await load(runtime, job_id)
+    assert (job.status, job.locked_by, job.attempts) == (RUNNING, worker.name, 1)
+    release.set()
+    await eventually(lambda: _status_is(runtime, job_id, DONE))
+    assert ran(BLOCK)[0].attempt == 1
+
+
+async def _status_is(runtime: Runtime, job_id: str, status: str) -> bool:
+    return (await load(runtime, job_id)).status == status
+
+
+async def test_job_enqueued_here_in_a_rolled_back_transaction_never_runs(
+    runtime: Runtime, running_workers: list[tuple[JobWorker, asyncio.Task[None]]]
+) -> None:
+    start(running_workers, JobWorker(runtime, poll_seconds=30))
+    await asyncio.sleep(0.1)
+
+    async def failing_request() -> None:
+        async with runtime.db.session() as session:
+            enqueue(session, RECORD, {"n": 1}, here=True)
+            await session.flush()
+            raise RuntimeError("request failed")
+
+    with pytest.raises(RuntimeError, match="request failed"):
+        await failing_request()
+
+    await asyncio.sleep(0.2)
+    assert executions == []
+    async with runtime.db.session(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Job).where(Job.kind == RECORD)) == 0
+
+
+async def test_job_enqueued_here_is_taken_over_after_its_lease_when_its_process_died(
+    runtime: Runtime, running_workers: list[tuple[JobWorker, asyncio.Task[None]]]
+) -> None:
+    clock.freeze()
+    dying = start(running_workers, JobWorker(runtime, poll_seconds=30, name="dying"))
+    await asyncio.sleep(0.1)
+    dying.adopt = lambda job: None  # type: ignore[method-assign]  # committed, then the process died
+
+    job_id = await add_job(runtime, RECORD, here=True)
+    job = await load(runtime, job_id)
+    assert (job.status, job.locked_by) == (RUNNING, "dying")
+
+    # (The running worker's periodic jobs may be due too: only this job is looked at.)
+    survivor = JobWorker(runtime, name="survivor")
+    await survivor.run_until_idle()
+    assert ran(RECORD) == [], "taken over while its lease was live"
+    clock.advance(LEASE + timedelta(seconds=1))
+    await survivor.run_until_idle()
+    [ctx] = ran(RECORD)
+    assert ctx.attempt == 2
+    assert (await load(runtime, job_id)).status == DONE
+
+
+async def test_job_enqueued_here_without_a_worker_with_room_is_queued(
+    runtime: Runtime, worker: JobWorker, running_workers: list[tuple[JobWorker, asyncio.Task[None]]]
+) -> None:
+    # No worker runs in this process: queued like any other, for whichever worker claims it.
+    job_id = await add_job(runtime, RECORD, here=True)
+    assert (await load(runtime, job_id)).status == PENDING
+    assert await worker.run_until_idle() == 1
+
+    # A worker that is full leaves it to the table too.
+    busy = start(running_workers, JobWorker(runtime, concurrency=1, poll_seconds=30))
+    await asyncio.sleep(0.1)
+    for _ in range(4):
+        await add_job(runtime, BLOCK, here=True)
+    await eventually(lambda: len(ran(BLOCK)) == 4)
+    overflow = await add_job(runtime, RECORD, here=True)
+    job = await load(runtime, overflow)
+    assert (job.status, job.locked_by) == (PENDING, None)
+    assert busy.name != worker.name
+
+
+async def test_worker_past_its_concurrency_with_jobs_started_here_waits_instead_of_spinning(
+    runtime: Runtime, running_workers: list[tuple[JobWorker, asyncio.Task[None]]]
+) -> None:
+    worker = start(running_workers, JobWorker(runtime, concurrency=1, poll_seconds=30))
+    await asyncio.sleep(0.1)
+    await add_job(runtime, BLOCK, here=True)
+    await add_job(runtime, BLOCK, here=True)
+    await eventually(lambda: len(ran(BLOCK)) == 2)
+
+    worker.wake()  # a loop that never awaited here would starve everything else
+    started = time.monotonic()
+    await asyncio.sleep(0.05)
+    assert time.monotonic() - started < 1
+    job_id = await add_job(runtime, RECORD, here=True)  # and jobs started here still run
+    await eventually(lambda: _status_is(runtime, job_id, DONE))

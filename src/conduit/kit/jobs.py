@@ -106,6 +106,9 @@ class Periodic:
 DEFAULT_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200)
 # A claimed job belongs to its worker until this long after the worker's last heartbeat.
 LEASE = timedelta(seconds=30)
+# Jobs started here (`enqueue(here=True)`) may run beside the claimed ones up to this many times
+# the worker's concurrency: one per SMTP session, say, not a queue's worth.
+ADOPT_FACTOR = 4
 
 
 @dataclass
@@ -144,23 +147,38 @@ def enqueue(
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
     jobs: JobRegistry = registry,
+    here: bool = False,
 ) -> Job:
-    """Add a job to the caller's transaction; it runs only if that transaction commits."""
+    """Add a job to the caller's transaction; it runs only if that transaction commits.
+
+    `here`: a job due now is started by a worker of this process as soon as the transaction
+    commits, with no poll and no claim. It is written already claimed by that worker, so if
+    the process dies first, another worker takes it over when the lease runs out. Without a
+    worker here that has room, it is queued like any other.
+    """
     spec = jobs.kinds.get(kind)
     if spec is None:
         raise KeyError(f"no job handler registered for {kind!r}")
-    when = run_at or utcnow()
+    now = utcnow()
+    when = run_at or now
     if delay is not None:
         when += delay
     job = Job(
+        id=new_id("job"),
         kind=kind,
         payload=payload or {},
         run_at=when,
         max_attempts=max_attempts or spec.max_attempts,
         idempotency_key=idempotency_key,
     )
+    worker = _worker_with_room(jobs) if here and when <= now else None
+    if worker is not None:
+        job.status, job.attempts = RUNNING, 1
+        job.locked_by, job.locked_until = worker.name, now + LEASE
+        session.info.setdefault("jobs_adopted", []).append((worker, job))
+    else:
+        session.info["jobs_enqueued"] = True
     session.add(job)
-    session.info["jobs_enqueued"] = True
     return job
 
 
@@ -170,19 +188,30 @@ def retry_delay(schedule: Sequence[float], attempt: int) -> float:
     return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 
-_wakeups: set[asyncio.Event] = set()
+_workers: set[JobWorker] = set()
+"""The running workers of this process."""
+
+
+def _worker_with_room(jobs: JobRegistry) -> JobWorker | None:
+    for worker in _workers:
+        if worker.jobs is jobs and worker.has_room():
+            return worker
+    return None
 
 
 @orm_event.listens_for(Session, "after_commit")
 def _wake_workers(session: Session) -> None:
     if session.info.pop("jobs_enqueued", False):
-        for wakeup in _wakeups:
-            wakeup.set()
+        for worker in _workers:
+            worker.wake()
+    for worker, job in session.info.pop("jobs_adopted", ()):
+        worker.adopt(job)
 
 
 @orm_event.listens_for(Session, "after_rollback")
 def _forget_enqueued(session: Session) -> None:
     session.info.pop("jobs_enqueued", None)
+    session.info.pop("jobs_adopted", None)
 
 
 class JobWorker:
@@ -209,7 +238,7 @@ class JobWorker:
         self._last_heartbeat = utcnow()
 
     async def run(self) -> None:
-        _wakeups.add(self._wakeup)
+        _workers.add(self)
         log.info("worker_started", worker=self.name, concurrency=self.concurrency)
         try:
             while not self._stopping.is_set():
@@ -223,11 +252,11 @@ class JobWorker:
                     task = asyncio.create_task(self._run_one(job))
                     self._running.add(task)
                     task.add_done_callback(self._done)
-                if len(claimed) < free or free == 0:
+                if len(claimed) < free or free <= 0:  # below 0 with jobs started here
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), min(self.poll_seconds, LEASE.seconds / 3))
         finally:
-            _wakeups.discard(self._wakeup)
+            _workers.discard(self)
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
             log.info("worker_stopped", worker=self.name)
@@ -235,6 +264,20 @@ class JobWorker:
     def stop(self) -> None:
         self._stopping.set()
         self._wakeup.set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def has_room(self) -> bool:
+        """Room for a job started here (`enqueue(here=True)`): running, and not far past its
+        concurrency, so a burst queues in the table instead of piling up in memory."""
+        return not self._stopping.is_set() and len(self._running) < self.concurrency * ADOPT_FACTOR
+
+    def adopt(self, job: Job) -> None:
+        """Run `job`, committed as claimed by this worker, now."""
+        task = asyncio.create_task(self._run_one(job))
+        self._running.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

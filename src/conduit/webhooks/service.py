@@ -286,10 +286,12 @@ def _new_delivery(
     )
 
 
-def _schedule(session: AsyncSession, delivery: WebhookDelivery, *, attempt: int, run_at: datetime) -> None:
+def _schedule(
+    session: AsyncSession, delivery: WebhookDelivery, *, attempt: int, run_at: datetime, here: bool = False
+) -> None:
     """Queue the job making `attempt` (1-based, within this series) at `run_at`."""
-    job = enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id, "attempt": attempt}, run_at=run_at)
-    job.id = new_id("job")
+    payload = {"delivery_id": delivery.id, "attempt": attempt}
+    job = enqueue(session, DELIVER_JOB, payload, run_at=run_at, here=here)
     delivery.status, delivery.job_id, delivery.next_attempt_at = PENDING, job.id, run_at
 
 
@@ -313,10 +315,13 @@ def enqueue_delivery(
     simulated: bool = False,
     attributes: Mapping[str, Any] | None = None,
     content_type: str = "application/json",
+    here: bool = False,
 ) -> WebhookDelivery:
     """Queue `payload` for `endpoint` in the caller's transaction: it is sent only if that commits.
 
-    To a disabled endpoint the delivery is recorded as `disabled` and not attempted.
+    `here`: the first attempt is made by this process's worker as soon as the transaction
+    commits (see `conduit.kit.jobs.enqueue`). To a disabled endpoint the delivery is recorded as
+    `disabled` and not attempted.
     """
     delivery = _new_delivery(
         endpoint,
@@ -331,7 +336,7 @@ def enqueue_delivery(
     if endpoint.status != ACTIVE:
         _finish(delivery, DISABLED, _disabled_reason(endpoint))
     else:
-        _schedule(session, delivery, attempt=1, run_at=utcnow())
+        _schedule(session, delivery, attempt=1, run_at=utcnow(), here=here)
     return delivery
 
 
@@ -535,8 +540,18 @@ async def _prepare(runtime: Runtime, delivery_id: str, job_id: str, attempt: int
     """In a short transaction of its own: what to send, or None when nothing is to be sent now.
 
     The endpoint row is locked while its rate window is counted and a slot taken, so workers
-    running side by side never exceed the limit.
+    running side by side never exceed the limit. The common case, an active endpoint without a
+    limit, needs nothing written: it is read without taking the write turn.
     """
+    async with runtime.db.session(write=False) as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.status != PENDING or delivery.job_id != job_id:
+            return None
+        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is None:
+            return None
+        if endpoint.status == ACTIVE and endpoint.rate_limit is None:
+            return _message(runtime.keyring, endpoint, delivery)
     async with runtime.db.session() as session:
         delivery = await session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.status != PENDING or delivery.job_id != job_id:
