@@ -36,8 +36,9 @@ Zone = dict[str, dict[str, list[Any]]]
 
 
 class DnsServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, ttl: int = 0) -> None:
         self.host = host
+        self.ttl = ttl  # 0: no resolver may cache an answer, so tests see every change at once
         self.port = 0
         self.records: Zone = {}
         self.unanswered: dict[str, set[str]] = {}
@@ -139,13 +140,13 @@ class DnsServer:
             seen.add(name)
             if qtype != "CNAME" and types.get("CNAME"):
                 target = str(types["CNAME"][0])
-                response.answer.append(_rrset(name, "CNAME", [target]))
+                response.answer.append(_rrset(name, "CNAME", [target], self.ttl))
                 name = _key(target)
                 if name in seen:
                     break
                 continue
             if types.get(qtype):
-                response.answer.append(_rrset(name, qtype, types[qtype]))
+                response.answer.append(_rrset(name, qtype, types[qtype], self.ttl))
             break
         return dns.rcode.NOERROR
 
@@ -196,9 +197,9 @@ def _key(name: str | dns.name.Name) -> str:
     return name.canonicalize().to_text(omit_final_dot=True)
 
 
-def _rrset(name: str, rtype: str, values: Sequence[Any]) -> dns.rrset.RRset:
+def _rrset(name: str, rtype: str, values: Sequence[Any], ttl: int) -> dns.rrset.RRset:
     rdatas = [_rdata(rtype, value) for value in values]
-    return dns.rrset.from_rdata_list(dns.name.from_text(name), 0, rdatas)
+    return dns.rrset.from_rdata_list(dns.name.from_text(name), ttl, rdatas)
 
 
 def _rdata(rtype: str, value: Any) -> dns.rdata.Rdata:

@@ -88,6 +88,29 @@ async def test_unanswered_lookup_raises(dns_server: DnsServer) -> None:
         await resolver.txt(DOMAIN)
 
 
+async def test_a_caching_resolver_keeps_answers_for_their_ttl_and_a_plain_one_asks_again(
+    dns_server: DnsServer,
+) -> None:
+    # Mail authentication caches (every message of a sender asks the same questions); domain
+    # verification does not (a user who just fixed a record must see it).
+    dns_server.ttl = 300
+    dns_server.add("_dmarc.example.org", "TXT", "v=DMARC1; p=none")
+    nameservers = [Nameserver(dns_server.host, dns_server.port)]
+    caching = DnsResolver(nameservers, cache_entries=100)
+    plain = DnsResolver(nameservers)
+
+    for resolver in (caching, caching, plain, plain):
+        assert await resolver.txt("_dmarc.example.org") == ["v=DMARC1; p=none"]
+
+    assert dns_server.queries.count(("_dmarc.example.org", "TXT")) == 3
+
+    dns_server.ttl = 0
+    dns_server.add("_dmarc.example.net", "TXT", "v=DMARC1; p=reject")
+    for _ in range(2):
+        assert await caching.txt("_dmarc.example.net") == ["v=DMARC1; p=reject"]
+    assert dns_server.queries.count(("_dmarc.example.net", "TXT")) == 2, "a TTL of 0 was cached"
+
+
 def serve_verification(server: DnsServer, *, token: str | None = TOKEN, mx: str | None = MX_HOST) -> None:
     if token is not None:
         server.add(VERIFY_NAME, "TXT", token)

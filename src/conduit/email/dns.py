@@ -85,12 +85,18 @@ class DnsResolver:
     """Async lookups through the configured nameservers, or the system's when none are given.
 
     A name without records of the asked type, and a name that cannot exist, both give an empty
-    list; a lookup that got no usable answer raises `DnsError`. Nothing is cached: a user who has
-    just fixed a record gets the new answer on the next check.
+    list; a lookup that got no usable answer raises `DnsError`. Nothing is cached unless asked
+    (`cache_entries`): a user who has just fixed a record gets the new answer on the next check.
+    Mail authentication caches answers for their TTL, as any mail server's resolver does.
     """
 
     def __init__(
-        self, nameservers: Sequence[Nameserver] = (), *, timeout: float = 2.0, lifetime: float = 5.0
+        self,
+        nameservers: Sequence[Nameserver] = (),
+        *,
+        timeout: float = 2.0,
+        lifetime: float = 5.0,
+        cache_entries: int = 0,
     ) -> None:
         if nameservers:
             resolver = dns.asyncresolver.Resolver(configure=False)
@@ -99,12 +105,14 @@ class DnsResolver:
             resolver = dns.asyncresolver.Resolver()
         resolver.timeout = timeout
         resolver.lifetime = lifetime
+        if cache_entries:
+            resolver.cache = dns.resolver.LRUCache(cache_entries)
         self._resolver = resolver
         self.lifetime = lifetime
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DnsResolver:
-        return cls(parse_nameservers(settings.dns_nameservers))
+    def from_settings(cls, settings: Settings, *, cache_entries: int = 0) -> DnsResolver:
+        return cls(parse_nameservers(settings.dns_nameservers), cache_entries=cache_entries)
 
     @property
     def nameservers(self) -> list[Nameserver]:

@@ -30,8 +30,8 @@ from conduit.email.service import (
     InvalidTemplate,
     delivery_attributes,
     evaluate_policy,
+    mail_resolver_for,
     render_payload,
-    resolver_for,
     verify_smtp_credentials,
     webhook_for_recipient,
 )
@@ -187,7 +187,7 @@ class IngressHooks:
         """Mail authentication of the message (SPF from RCPT when a policy asked for it then),
         and the DKIM checks of the recipients' policies."""
         session = envelope.session
-        resolver = resolver_for(self.runtime)
+        resolver = mail_resolver_for(self.runtime)
         spf, dkim = await asyncio.gather(
             self._spf_for(session, envelope.mail_from), verify_dkim(resolver, raw)
         )
@@ -252,7 +252,7 @@ class IngressHooks:
         if cached and result is not None:
             return result
         result = await check_spf(
-            resolver_for(self.runtime),
+            mail_resolver_for(self.runtime),
             remote_ip=session.remote_ip,
             helo=session.helo or "",
             mail_from=mail_from,
@@ -296,6 +296,13 @@ def _queue(
             reason=f"Not sent: {exc.message}",
         )
         return
+    # Attempted by this process as soon as the message is stored: no poll, no claim.
     webhooks.enqueue_delivery(
-        db, endpoint, event_type=EMAIL_EVENT_TYPE, payload=body, event_id=event_id, attributes=attributes
+        db,
+        endpoint,
+        event_type=EMAIL_EVENT_TYPE,
+        payload=body,
+        event_id=event_id,
+        attributes=attributes,
+        here=True,
     )

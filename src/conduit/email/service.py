@@ -113,6 +113,8 @@ VERIFY_TOKEN_PREFIX = "conduit-verify-"
 VERIFY_TOKEN_RANDOM = 32
 PUBLIC_ID_PREFIX = "dom_public_"
 DNS_RESOLVER_EXTRA = "email_dns_resolver"
+MAIL_RESOLVER_EXTRA = "email_mail_dns_resolver"
+MAIL_DNS_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -239,10 +241,21 @@ async def delete_domain(
 
 
 def resolver_for(runtime: Runtime) -> DnsResolver:
-    """The process's resolver for email DNS (`CONDUIT_DNS_NAMESERVERS`), made once."""
+    """The process's resolver for domain verification (`CONDUIT_DNS_NAMESERVERS`), made once;
+    it caches nothing."""
     resolver = runtime.extras.get(DNS_RESOLVER_EXTRA)
     if resolver is None:
         resolver = runtime.extras[DNS_RESOLVER_EXTRA] = DnsResolver.from_settings(runtime.settings)
+    assert isinstance(resolver, DnsResolver)
+    return resolver
+
+
+def mail_resolver_for(runtime: Runtime) -> DnsResolver:
+    """The process's resolver for SPF, DKIM and DMARC: answers are kept for their TTL."""
+    resolver = runtime.extras.get(MAIL_RESOLVER_EXTRA)
+    if resolver is None:
+        resolver = DnsResolver.from_settings(runtime.settings, cache_entries=MAIL_DNS_CACHE_ENTRIES)
+        runtime.extras[MAIL_RESOLVER_EXTRA] = resolver
     assert isinstance(resolver, DnsResolver)
     return resolver
 
