@@ -6,8 +6,9 @@ email webhook on a public domain posting to a receiver in this process, and a lo
 (the SPF/DKIM/DMARC lookups are real queries, answered at once). Then, for each message size and
 connection count, sends messages over persistent plain SMTP sessions (`MAIL`, `RCPT`, `DATA`
 repeated; STARTTLS costs both servers the same) and times until the receiver has every one.
-Conduit's figure includes the durable commit before each `250`, the ingest job (parsing, mail
-authentication) and the signed HTTP delivery with its log row.
+Conduit's figure includes mail authentication, parsing, the durable commit before each `250`, and
+the signed HTTP delivery with its log row. A third server, the minimal relay, only stores and
+posts each message: the most any store-then-deliver relay in Python reaches on the same machine.
 
     .venv/bin/python bench/smtp.py [--messages 300] [--sizes 1,100] [--connections 1,8]
 """
@@ -40,6 +41,7 @@ ADDRESS = f"inbox@{DOMAIN}"
 SENDER = "alice@sender.conduit.test"
 PASSWORD = "bench correct horse battery staple"
 DELIVERY_TIMEOUT = 300.0
+DNS_TTL = 300  # as a sender's real SPF and DMARC records have: a resolver may keep them
 HEADER = (
     "server",
     "size",
@@ -66,6 +68,51 @@ async def main(port):
         await server.serve_forever()
 
 asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+# The least any store-then-deliver relay does, with no mail authentication, parsing, signing or
+# delivery log: commit the message to SQLite (WAL, synchronous=NORMAL, as Conduit) before the
+# `250`, POST it to the receiver over a kept-alive connection, mark it delivered. What it reaches
+# is the ceiling of the design the issue asks for, in Python on this machine.
+MINIMAL_SERVER = """
+import asyncio, base64, itertools, json, sqlite3, sys
+import aiohttp
+from aiosmtpd.smtp import SMTP
+
+class StoreAndPost:
+    def __init__(self, db, url):
+        self.db, self.url, self.ids, self.http = db, url, itertools.count(), None
+
+    async def handle_DATA(self, server, session, envelope):
+        queue_id = f"min-{next(self.ids)}"
+        insert = "INSERT INTO messages (id, raw, delivered) VALUES (?, ?, 0)"
+        self.db.execute(insert, (queue_id, envelope.content))
+        self.db.commit()
+        asyncio.get_running_loop().create_task(self.post(queue_id, envelope.content))
+        return f"250 Ok: queued as {queue_id}"
+
+    async def post(self, queue_id, raw):
+        self.http = self.http or aiohttp.ClientSession()
+        body = json.dumps({"queue_id": queue_id, "raw": base64.b64encode(raw).decode()})
+        headers = {"Content-Type": "application/json"}
+        async with self.http.post(self.url, data=body, headers=headers) as response:
+            await response.read()
+        self.db.execute("UPDATE messages SET delivered = 1 WHERE id = ?", (queue_id,))
+        self.db.commit()
+
+async def main(port, path, url):
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE messages (id TEXT PRIMARY KEY, raw BLOB, delivered INTEGER)")
+    loop = asyncio.get_running_loop()
+    handler = StoreAndPost(db, url)
+    server = await loop.create_server(lambda: SMTP(handler, data_size_limit=None), "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
 """
 
 
@@ -160,7 +207,7 @@ class ThreadedDns:
     the SMTP client's work in this process's loop, as a real resolver's would not."""
 
     def __init__(self) -> None:
-        self.server = DnsServer()
+        self.server = DnsServer(ttl=DNS_TTL)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -220,14 +267,14 @@ async def measure_bare(port: int, size_kb: int, connections: int, messages: int)
     return Row("bare aiosmtpd", size_kb, connections, messages, messages / (finished - started), None, None)
 
 
-async def measure_conduit(
-    port: int, receiver: Receiver, size_kb: int, connections: int, messages: int
+async def measure_delivering(
+    server: str, port: int, receiver: Receiver, size_kb: int, connections: int, messages: int
 ) -> Row:
     started, finished, accepted = await drive(port, size_kb, connections, messages)
     last = await receiver.wait_for(set(accepted))
     latencies = [(receiver.arrived[queue_id] - at) * 1000 for queue_id, at in accepted.items()]
     return Row(
-        "conduit",
+        server,
         size_kb,
         connections,
         messages,
@@ -299,6 +346,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
         settings["CONDUIT_DATABASE_URL"] = args.database_url
     conduit: Server | None = None
     bare: Server | None = None
+    minimal: Server | None = None
     try:
         conduit = await asyncio.to_thread(start_conduit, workdir, args.log_level, settings)
         await create_webhook(conduit.base_url, f"http://{HOST}:{receiver_port}/hook")
@@ -312,6 +360,23 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
             bare_port,
             listening,
         )
+        minimal_port = free_port()
+        minimal = await asyncio.to_thread(
+            start_process,
+            "minimal",
+            [
+                sys.executable,
+                "-c",
+                MINIMAL_SERVER,
+                str(minimal_port),
+                str(workdir / "minimal.db"),
+                f"http://{HOST}:{receiver_port}/hook",
+            ],
+            workdir,
+            {},
+            minimal_port,
+            listening,
+        )
         backend = (await asyncio.to_thread(httpx.get, f"{conduit.base_url}/health")).json()["data"]["backend"]
         print(
             f"conduit serve (SMTP on {HOST}:{smtp_port}, database: {backend}) and a bare aiosmtpd on "
@@ -322,7 +387,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
         rows: list[Row] = []
         measures: list[tuple[str, Callable[[int, int, int], Awaitable[Row]]]] = [
             ("bare", lambda size, conns, n: measure_bare(bare_port, size, conns, n)),
-            ("conduit", lambda size, conns, n: measure_conduit(smtp_port, receiver, size, conns, n)),
+            (
+                "minimal",
+                lambda size, conns, n: measure_delivering(
+                    "minimal relay", minimal_port, receiver, size, conns, n
+                ),
+            ),
+            (
+                "conduit",
+                lambda size, conns, n: measure_delivering("conduit", smtp_port, receiver, size, conns, n),
+            ),
         ]
         for size_kb in args.sizes:
             for connections in args.connections:
@@ -332,7 +406,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
                     rows.append(await measure(size_kb, connections, count))
         return rows
     finally:
-        for process in (bare, conduit):
+        for process in (bare, minimal, conduit):
             if process is not None:
                 process.stop()
         await runner.cleanup()
@@ -365,8 +439,10 @@ def main() -> None:
     print()
     print_table(HEADER, rows_for_table(rows))
     print()
-    print("ratio vs bare: Conduit's delivered msg/s (accept to webhook delivered) over the bare server's")
-    print("accepted msg/s at the same size and connections; the target is at least 0.50.")
+    print("ratio vs bare: delivered msg/s (accept to webhook delivered) over the bare server's accepted")
+    print("msg/s at the same size and connections; the target for Conduit is at least 0.50. The minimal")
+    print("relay only commits each message to SQLite and POSTs it (no authentication, parsing, signing or")
+    print("log): the most a store-then-deliver relay in Python reaches here.")
 
 
 if __name__ == "__main__":
