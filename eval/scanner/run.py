@@ -62,12 +62,19 @@ async def poisoned(split: str, show: bool, path: Path | None = None) -> tuple[in
     return detected, len(items), by_family
 
 
-async def harmless(split: str, show: bool) -> tuple[int, int, int, int]:
+def _harmless_listings(split: str, source: Path | None) -> list[dict]:
+    """The split's server dumps in data/harmless; or every dump in `source` (a folder), or the
+    items of `source` (a file of listings in the poisoned sets' format, none poisoned)."""
+    if source is not None and source.is_file():
+        return [{"server": item["id"], **item["listing"]} for item in json.loads(source.read_text())["items"]]
+    folder = source or ROOT / "data" / "harmless"
+    docs = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return [doc for doc in docs if source is not None or doc["split"] == split]
+
+
+async def harmless(split: str, show: bool, source: Path | None = None) -> tuple[int, int, int, int]:
     flagged = total = servers = server_level = 0
-    for path in sorted((ROOT / "data" / "harmless").glob("*.json")):
-        doc = json.loads(path.read_text())
-        if doc["split"] != split:
-            continue
+    for doc in _harmless_listings(split, source):
         servers += 1
         findings = await _scan_listing(doc["server"], doc)
         for i, tool in enumerate(doc["tools"]):
@@ -96,12 +103,18 @@ async def main() -> int:
     parser.add_argument(
         "--poisoned", type=Path, help="score this poisoned-items file instead of data/poisoned/<split>.json"
     )
+    parser.add_argument(
+        "--harmless",
+        type=Path,
+        help="score these harmless tools instead of the split's: a folder of server dumps, or a file "
+        "of listings in the poisoned sets' format",
+    )
     args = parser.parse_args()
     splits = args.split or ["dev", "heldout"]
     rows = []
     for split in splits:
         detected, attacks, families = await poisoned(split, args.show_misses, args.poisoned)
-        flagged, tools, servers, server_level = await harmless(split, args.show_fps)
+        flagged, tools, servers, server_level = await harmless(split, args.show_fps, args.harmless)
         rows.append((split, detected, attacks, flagged, tools, servers, server_level, families))
     print()
     print(
