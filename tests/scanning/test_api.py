@@ -55,7 +55,8 @@ TOKEN = "s3cret-upstream-token"
 @dataclass
 class LiveServer:
     """poisoned_server.py over streamable HTTP. Paths: `/mcp` as is; `/held/mcp` waits for
-    `release` before each request; `/auth/mcp` answers 401 without `Authorization: Bearer TOKEN`."""
+    `release` before each request; `/auth/mcp` answers 401 without `Authorization: Bearer TOKEN`;
+    `/big/mcp` answers every request with 2 MB of JSON."""
 
     port: int = 0
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -75,7 +76,13 @@ class LiveServer:
             path = scope["path"]
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             self.seen.append((path, headers))
-            prefix = next((p for p in ("/held", "/auth") if path.startswith(p + "/")), "")
+            prefix = next((p for p in ("/held", "/auth", "/big") if path.startswith(p + "/")), "")
+            if prefix == "/big":
+                body = json.dumps({"jsonrpc": "2.0", "id": 0, "result": {"padding": "x" * (2 << 20)}})
+                headers_out = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers_out})
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
             if prefix == "/held":
                 await asyncio.to_thread(self.release.wait, 30)
             if prefix == "/auth" and headers.get("authorization") != f"Bearer {TOKEN}":
@@ -394,6 +401,14 @@ async def test_a_server_that_never_answers_fails_with_a_timeout(
     assert failed["status"] == "failed"
     assert "did not answer within 10 s" in failed["error"]  # seed 004: at most 10 s to connect
     assert 9 <= took < 30
+
+
+async def test_a_server_answering_more_than_1_mb_fails_the_scan_and_says_so(
+    api: httpx.AsyncClient, scan_worker: JobWorker, pro: Customer, live_server: LiveServer
+) -> None:
+    failed = await scan_now(api, scan_worker, pro, live_server.url("/big"))  # seed 004: 1MB at most
+    assert failed["status"] == "failed"
+    assert "over 1 MiB" in failed["error"]
 
 
 @pytest.mark.parametrize(

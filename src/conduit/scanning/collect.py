@@ -19,7 +19,7 @@ import aiohttp
 
 from conduit.kit.mcp import jsonrpc
 from conduit.kit.mcp.client import CLIENT_INFO, McpCallError, McpClient
-from conduit.kit.mcp.upstream import UpstreamError, UpstreamSpec, upstream_client
+from conduit.kit.mcp.upstream import MAX_MESSAGE_BYTES, UpstreamError, UpstreamSpec, upstream_client
 from conduit.scanning.checks.transport import FOREIGN_ORIGIN, is_loopback
 from conduit.scanning.inventory import (
     Inventory,
@@ -38,7 +38,11 @@ MAX_ERROR_BODY = 4096
 
 
 def spec_for_url(
-    url: str, *, headers: Mapping[str, str] | None = None, transport: str | None = None
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    transport: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> UpstreamSpec:
     """An upstream spec for a URL: legacy SSE when the path ends in /sse, else streamable HTTP."""
     chosen = transport or ("sse" if urlsplit(url).path.rstrip("/").endswith("/sse") else "streamable_http")
@@ -48,6 +52,7 @@ def spec_for_url(
         transport=chosen,
         url=url,
         headers=dict(headers or {}),
+        max_message_bytes=max_message_bytes,
     )
 
 

@@ -55,6 +55,8 @@ SIGNATURE_HEADER = "X-TrustTrace-Signature"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_FILES = 200
 CONNECT_TIMEOUT_SECONDS = 10.0
+# Seed 004: "Maximum response size: 1MB" for a scanned URL, each answer of the server.
+MAX_RESPONSE_BYTES = 1 << 20
 SCAN_TIMEOUT_SECONDS = 120.0
 RESOLVE_TIMEOUT_SECONDS = 5.0
 REPORT_LIFETIME = timedelta(hours=24)
@@ -301,7 +303,7 @@ async def _inventory(runtime: Runtime, work: _Work, progress: Any) -> Inventory:
     # Again when it runs: what a name resolves to can change after the scan was accepted.
     await check_resolved_target(runtime, work.target)
     headers = {"Authorization": f"Bearer {work.auth_token}"} if work.auth_token else None
-    spec = spec_for_url(work.target, headers=headers)
+    spec = spec_for_url(work.target, headers=headers, max_message_bytes=MAX_RESPONSE_BYTES)
     return await collect(spec, timeout=CONNECT_TIMEOUT_SECONDS, progress=progress)
 
 

@@ -65,6 +65,8 @@ class UpstreamSpec:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """The largest message taken from the upstream; a larger one is an `UpstreamError`."""
 
 
 @dataclass
@@ -211,14 +213,18 @@ def _restore_id(raw: bytes, upstream_id: str, caller_id: Any) -> bytes | None:
 # --- streamable HTTP --------------------------------------------------------------------------
 
 
-async def _lines(response: Response) -> AsyncIterator[str]:
-    """Lines of a streamed body, split on CRLF, LF or CR; no line length limit below
-    MAX_MESSAGE_BYTES."""
+def _too_large(limit: int) -> UpstreamError:
+    size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+    return UpstreamError(f"The upstream sent a message over {size}")
+
+
+async def _lines(response: Response, limit: int) -> AsyncIterator[str]:
+    """Lines of a streamed body, split on CRLF, LF or CR; none longer than `limit` bytes."""
     buffer = b""
     async for chunk in response.chunks():
         buffer += chunk
-        if len(buffer) > MAX_MESSAGE_BYTES and b"\n" not in buffer and b"\r" not in buffer:
-            raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
+        if len(buffer) > limit and b"\n" not in buffer and b"\r" not in buffer:
+            raise _too_large(limit)
         if b"\r" in buffer:
             if buffer.endswith(b"\r"):
                 continue  # maybe the first half of a CRLF
@@ -230,11 +236,11 @@ async def _lines(response: Response) -> AsyncIterator[str]:
         yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
-async def sse_messages(response: Response) -> AsyncIterator[tuple[str, str]]:
+async def sse_messages(response: Response, limit: int = MAX_MESSAGE_BYTES) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of an SSE stream; comments, ids and priming events are dropped."""
     event, size = "message", 0
     data: list[str] = []
-    async for line in _lines(response):
+    async for line in _lines(response, limit):
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -246,8 +252,8 @@ async def sse_messages(response: Response) -> AsyncIterator[tuple[str, str]]:
         value = value.removeprefix(" ")
         if name == "data":
             size += len(value)
-            if size > MAX_MESSAGE_BYTES:
-                raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB")
+            if size > limit:
+                raise _too_large(limit)
             data.append(value)
         elif name == "event":
             event = value
@@ -302,7 +308,7 @@ class HttpUpstream(Upstream):
                     raise SessionLost("The upstream session expired")
                 content_type = resp.content_type
                 if content_type == "text/event-stream":
-                    async for _event, data in sse_messages(resp):
+                    async for _event, data in sse_messages(resp, self.spec.max_message_bytes):
                         received = _decode(data)
                         if received is None:
                             continue
@@ -310,21 +316,21 @@ class HttpUpstream(Upstream):
                             return Reply(received, resp.status, content_type, data.encode())
                         await self._route(received, pending.sink)
                     raise UpstreamClosed("The upstream closed the stream before answering")
-                raw = await resp.read(MAX_MESSAGE_BYTES)
+                raw = await resp.read(self.spec.max_message_bytes)
                 received = _decode(raw) if raw else None
                 if received is not None and jsonrpc.is_response(received):
                     relayed = raw if received.get("id") == upstream_id else None
                     return Reply(received, resp.status, content_type or "application/json", relayed)
                 raise UpstreamError(f"The upstream answered HTTP {resp.status} without a JSON-RPC reply")
         except ResponseTooLarge:
-            raise UpstreamError(f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB") from None
+            raise _too_large(self.spec.max_message_bytes) from None
         except HttpError as exc:
             raise UpstreamClosed(f"The upstream is unreachable: {exc}") from None
 
     async def send(self, message: Message) -> None:
         try:
             async with self.client.request("POST", self.url, self._headers(), jsonrpc.dumps(message)) as resp:
-                await resp.read(MAX_MESSAGE_BYTES)
+                await resp.read(self.spec.max_message_bytes)
                 status = resp.status
         except HttpError as exc:
             raise UpstreamClosed(f"The upstream is unreachable: {exc}") from None
@@ -347,7 +353,7 @@ class HttpUpstream(Upstream):
                 async with self.client.request("GET", self.url, headers) as resp:
                     if resp.status >= 400:
                         return  # no GET stream here; nothing unsolicited will come
-                    async for _event, data in sse_messages(resp):
+                    async for _event, data in sse_messages(resp, self.spec.max_message_bytes):
                         received = _decode(data)
                         if received is not None:
                             await self._route(received, None)
@@ -366,7 +372,7 @@ class HttpUpstream(Upstream):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     async with self.client.request("DELETE", self.url, self._headers()) as resp:
-                        await resp.read(MAX_MESSAGE_BYTES)
+                        await resp.read(self.spec.max_message_bytes)
 
 
 # --- one stream for everything: legacy SSE and stdio ------------------------------------------
@@ -427,7 +433,7 @@ class SseUpstream(StreamUpstream):
             async with self.client.request("GET", self.spec.url, headers) as resp:
                 if resp.status >= 400:
                     raise UpstreamClosed(f"The SSE upstream answered HTTP {resp.status}")
-                async for event, data in sse_messages(resp):
+                async for event, data in sse_messages(resp, self.spec.max_message_bytes):
                     if event == "endpoint":
                         if not ready.done():
                             ready.set_result(urljoin(self.spec.url, data.strip()))
@@ -451,7 +457,7 @@ class SseUpstream(StreamUpstream):
         try:
             headers = {"content-type": "application/json", **self.spec.headers}
             async with self.client.request("POST", self.endpoint, headers, jsonrpc.dumps(message)) as resp:
-                await resp.read(MAX_MESSAGE_BYTES)
+                await resp.read(self.spec.max_message_bytes)
                 status = resp.status
         except HttpError:
             raise UpstreamClosed("The SSE upstream is unreachable") from None
@@ -497,7 +503,7 @@ class StdioUpstream(StreamUpstream):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
-                limit=MAX_MESSAGE_BYTES,
+                limit=self.spec.max_message_bytes,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -521,7 +527,7 @@ class StdioUpstream(StreamUpstream):
                 if received is not None:
                     await self._dispatch(received)
         except (ValueError, asyncio.LimitOverrunError):
-            reason = f"The upstream sent a message over {MAX_MESSAGE_BYTES >> 20} MiB"
+            reason = str(_too_large(self.spec.max_message_bytes))
         code = await self._stop()
         if code is not None:
             reason = f"The upstream process exited (code {code})"
