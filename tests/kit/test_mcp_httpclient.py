@@ -89,6 +89,24 @@ async def test_reuses_one_connection_and_sends_what_it_is_given(serve) -> None:
     await client.aclose()
 
 
+async def test_a_client_for_user_urls_dials_no_private_address_by_number_or_by_name(serve) -> None:
+    upstream = await serve(fixed(200, b"{}"))
+    port = upstream.url.split(":")[2].split("/")[0]
+    guarded = HttpClient(allow_private=False)
+    for url in (upstream.url, f"http://localhost:{port}/mcp"):
+        with pytest.raises(HttpError, match=r"BlockedAddress: .* private or reserved address"):
+            async with guarded.request("POST", url, {}, b"{}"):
+                pass
+    assert upstream.connections == 0
+    await guarded.aclose()
+
+    trusting = HttpClient()  # the gateway's: upstreams may well be internal
+    async with trusting.request("POST", upstream.url, {}, b"{}") as response:
+        assert response.status == 200
+    assert upstream.connections == 1
+    await trusting.aclose()
+
+
 async def test_a_connection_idle_past_keepalive_is_not_reused(serve) -> None:
     upstream = await serve(fixed(200, b"{}"))
     client = HttpClient(keepalive=0.05)

@@ -472,6 +472,30 @@ async def test_a_name_is_resolved_again_when_the_scan_runs(
     assert live_server.seen == []
 
 
+async def test_a_name_that_rebinds_to_a_private_address_after_its_check_is_not_dialled(
+    api: httpx.AsyncClient,
+    runtime: Runtime,
+    worker: JobWorker,
+    pro: Customer,
+    live_server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the name answers a public address to the checks, then loopback to the
+    connection. Every connection dials an address checked at connect time, so none is made."""
+    name = private_hostname()
+
+    async def answered_public(runtime: Runtime, url: str) -> None:
+        return None
+
+    monkeypatch.setattr(service, "check_resolved_target", answered_public)
+    accepted = await submit(api, pro, f"http://{name}:{live_server.port}/mcp")
+    await worker.run_until_idle()  # the strict runtime's worker
+    failed = await result(api, pro, accepted["scan_id"])
+    assert failed["status"] == "failed"
+    assert "private or reserved address" in failed["error"]
+    assert live_server.seen == []
+
+
 @pytest.mark.parametrize(
     "url", ["ftp://example.com/mcp", "example.com/mcp", "http://user:pw@example.com/mcp", "http://"]
 )

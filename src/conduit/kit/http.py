@@ -96,25 +96,33 @@ def parse_address(value: str) -> IPAddress | None:
         return None
 
 
+async def allowed_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The addresses to dial for `host`: what it resolves to now, less what the policy refuses.
+
+    Dial these, not the name: a name checked once and resolved again at connect time can have
+    changed its answer to a private address in between (DNS rebinding). Raises `BlockedAddress`
+    when every address is refused, `OSError` (or `UnicodeError`) when the name does not resolve.
+    """
+    literal = parse_address(host)
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    allowed = [
+        a for a in addresses if allow_private or is_public_address(ipaddress.ip_address(a.split("%")[0]))
+    ]
+    if not allowed:
+        raise BlockedAddress(f"{host} resolves to a private or reserved address; refused")
+    return allowed
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself and dials only addresses the policy allows."""
 
     def __init__(self, allow_private: bool) -> None:
         self._inner = httpcore.AnyIOBackend()
         self._allow_private = allow_private
-
-    async def _resolve(self, host: str, port: int) -> list[str]:
-        literal = parse_address(host)
-        if literal is not None:
-            return [str(literal)]
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            # Callers catch httpx errors, not socket.gaierror (or the codec's error on a label
-            # over 63 characters, raised before any lookup).
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
     async def connect_tcp(
         self,
@@ -124,10 +132,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port)
-        allowed = [a for a in addresses if self._allow_private or is_public_address(ipaddress.ip_address(a))]
-        if not allowed:
-            raise BlockedAddress(f"{host} resolves to a private or reserved address; refused")
+        try:
+            allowed = await allowed_addresses(host, port, allow_private=self._allow_private)
+        except (OSError, UnicodeError) as exc:
+            # Callers catch httpx errors, not socket.gaierror (or the codec's error on a label
+            # over 63 characters, raised before any lookup).
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         last_error: Exception | None = None
         for address in allowed:
             try:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -16,7 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import aiohttp.abc
+from aiohttp.abc import ResolveResult
 
+from conduit.kit.http import BlockedAddress, allowed_addresses, is_public_address
 from conduit.kit.mcp import jsonrpc
 from conduit.kit.mcp.client import CLIENT_INFO, McpCallError, McpClient
 from conduit.kit.mcp.upstream import MAX_MESSAGE_BYTES, UpstreamError, UpstreamSpec, upstream_client
@@ -88,12 +93,14 @@ async def collect(
     timeout: float = 30.0,
     probe: bool = True,
     progress: Progress | None = None,
+    allow_private: bool = True,
 ) -> Inventory:
     """The inventory of one live server. Failures after connecting mark it partial; failing to
     connect at all raises `UpstreamError` (or `McpCallError` if initialize was refused).
-    `http_client` is the upstream client `McpClient` takes (default: a new one, closed after)."""
+    `http_client` is the upstream client `McpClient` takes (default: a new one, closed after).
+    `allow_private=False`: every connection, the probes' too, dials only public addresses."""
     own_client = http_client is None
-    client = http_client or upstream_client()
+    client = http_client or upstream_client(allow_private=allow_private)
     target = spec.url if spec.transport != "stdio" else " ".join([spec.command or "", *spec.args])
     inventory = Inventory(target=target or "", kind="stdio" if spec.transport == "stdio" else "url")
     if spec.transport == "stdio":
@@ -112,7 +119,7 @@ async def collect(
         inventory.servers.append(server)
         if probe and spec.transport != "stdio" and spec.url:
             await _say(progress, "Probing transport and authentication")
-            inventory.transport = await probe_transport(spec)
+            inventory.transport = await probe_transport(spec, allow_private=allow_private)
     finally:
         if own_client:
             await _close(client)
@@ -180,18 +187,38 @@ def _initialize_body() -> bytes:
     return json.dumps(message).encode()
 
 
-async def probe_transport(spec: UpstreamSpec) -> TransportFacts:
+class _PublicOnlyResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, less the addresses the SSRF policy refuses."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if is_public_address(ipaddress.ip_address(r["host"].split("%")[0]))]
+        if not allowed:
+            raise OSError(f"{host} resolves to a private or reserved address; refused")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+async def probe_transport(spec: UpstreamSpec, *, allow_private: bool = True) -> TransportFacts:
     """What the URL answers beyond MCP, asked with a client of its own (no cookies, no proxy
     from the environment)."""
     assert spec.url is not None
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT * 2, connect=PROBE_TIMEOUT)
+    connector = aiohttp.TCPConnector(resolver=None if allow_private else _PublicOnlyResolver())
     async with aiohttp.ClientSession(
-        timeout=timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        timeout=timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), connector=connector
     ) as client:
-        return await _probe(spec, client)
+        return await _probe(spec, client, allow_private)
 
 
-async def _probe(spec: UpstreamSpec, client: aiohttp.ClientSession) -> TransportFacts:
+async def _probe(spec: UpstreamSpec, client: aiohttp.ClientSession, allow_private: bool) -> TransportFacts:
     assert spec.url is not None
     parts = urlsplit(spec.url)
     host = parts.hostname or ""
@@ -204,7 +231,7 @@ async def _probe(spec: UpstreamSpec, client: aiohttp.ClientSession) -> Transport
         authenticated_with="headers" if spec.headers else None,
     )
     if parts.scheme == "https":
-        await _probe_tls(facts, parts.hostname or "", parts.port or 443)
+        await _probe_tls(facts, parts.hostname or "", parts.port or 443, allow_private)
     if spec.transport == "sse":
         await _probe_sse_auth(facts, client, spec.url)
     else:
@@ -351,19 +378,24 @@ async def _probe_errors(facts: TransportFacts, client: aiohttp.ClientSession, sp
             facts.error_bodies.append(answer[2])
 
 
-async def _probe_tls(facts: TransportFacts, host: str, port: int) -> None:
+async def _probe_tls(facts: TransportFacts, host: str, port: int, allow_private: bool) -> None:
     """TLS version and certificate validity, from a verified handshake (and an unverified one
     to learn the version when verification fails)."""
     context = ssl.create_default_context()
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            _reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+            address = host if allow_private else (await allowed_addresses(host, port, allow_private=False))[0]
+            _reader, writer = await asyncio.open_connection(address, port, ssl=context, server_hostname=host)
+    except BlockedAddress:
+        return
     except ssl.SSLCertVerificationError as exc:
         facts.cert_error = exc.verify_message or str(exc)
         context = ssl._create_unverified_context()  # noqa: S323 - only to read the TLS version
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
-                _reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+                _reader, writer = await asyncio.open_connection(
+                    address, port, ssl=context, server_hostname=host
+                )
         except (OSError, TimeoutError, ssl.SSLError):
             return
     except (OSError, TimeoutError, ssl.SSLError):

@@ -304,7 +304,11 @@ async def _inventory(runtime: Runtime, work: _Work, progress: Any) -> Inventory:
     await check_resolved_target(runtime, work.target)
     headers = {"Authorization": f"Bearer {work.auth_token}"} if work.auth_token else None
     spec = spec_for_url(work.target, headers=headers, max_message_bytes=MAX_RESPONSE_BYTES)
-    return await collect(spec, timeout=CONNECT_TIMEOUT_SECONDS, progress=progress)
+    # Dialled by address, each checked again: the name may answer differently now (rebinding).
+    allow_private = runtime.settings.allow_private_targets
+    return await collect(
+        spec, timeout=CONNECT_TIMEOUT_SECONDS, progress=progress, allow_private=allow_private
+    )
 
 
 async def run_engine(

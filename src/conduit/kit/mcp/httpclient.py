@@ -22,6 +22,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
+from conduit.kit.http import BlockedAddress, allowed_addresses
+
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
 MAX_CONNECTIONS = 1000
@@ -326,8 +328,12 @@ class HttpClient:
         keepalive: float = KEEPALIVE_SECONDS,
         max_connections: int = MAX_CONNECTIONS,
         ssl_context: ssl.SSLContext | None = None,
+        allow_private: bool = True,
     ) -> None:
+        """`allow_private=False`: dial only public addresses, resolved at each connect (for
+        URLs users hand in, like a scan's target)."""
         self.connect_timeout = connect_timeout
+        self.allow_private = allow_private
         self.keepalive = keepalive
         self._ssl = ssl_context
         self._slots = asyncio.Semaphore(max_connections)
@@ -388,19 +394,36 @@ class HttpClient:
         tls = self._tls_context() if target.tls else None
         try:
             async with asyncio.timeout(self.connect_timeout):
+                hosts = [target.host]
+                if not self.allow_private:
+                    hosts = await allowed_addresses(target.host, target.port, allow_private=False)
+                connection = await self._dial(loop, target, hosts, tls)
+        except TimeoutError:
+            raise HttpError("ConnectionTimeoutError") from None
+        except BlockedAddress as exc:
+            raise HttpError(f"BlockedAddress: {exc}") from None
+        except (OSError, UnicodeError, ssl.SSLError) as exc:
+            raise HttpError(f"ClientConnectorError: {type(exc).__name__}") from None
+        self._busy.add(connection)
+        return connection
+
+    async def _dial(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, hosts: list[str], tls: ssl.SSLContext | None
+    ) -> _Connection:
+        for i, host in enumerate(hosts):
+            try:
                 _, connection = await loop.create_connection(
                     lambda: _Connection(self, target.origin),
-                    target.host,
+                    host,
                     target.port,
                     ssl=tls,
                     server_hostname=target.host if tls is not None else None,
                 )
-        except TimeoutError:
-            raise HttpError("ConnectionTimeoutError") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise HttpError(f"ClientConnectorError: {type(exc).__name__}") from None
-        self._busy.add(connection)
-        return connection
+                return connection
+            except OSError:
+                if i == len(hosts) - 1:
+                    raise
+        raise OSError("no address to dial")
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl is None:

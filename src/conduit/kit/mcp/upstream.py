@@ -598,11 +598,11 @@ def open_upstream(
     return HttpUpstream(spec, client, on_message=on_message)
 
 
-def upstream_client() -> HttpClient:
+def upstream_client(*, allow_private: bool = True) -> HttpClient:
     """The one client for upstream traffic (call it in the event loop that will use it).
     Upstreams may be on private addresses (a self-hosted gateway fronts internal servers), so
-    this is not the SSRF-guarded client."""
-    return HttpClient()
+    this is not the SSRF-guarded client unless `allow_private=False` (a URL a user handed in)."""
+    return HttpClient(allow_private=allow_private)
 
 
 # --- a session kept alive: handshake, re-handshake, restart with backoff ----------------------
