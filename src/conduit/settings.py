@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     allow_private_targets: bool = Field(
         False, description="Allow outbound requests (webhooks, scans) to loopback and private addresses"
     )
+    registry_rate_limit: int = Field(
+        120,
+        ge=0,
+        description="Public registry requests (list, search, report) per minute per client IP and "
+        "process; 0: unlimited",
+    )
 
     gateway_timeout_seconds: float = Field(
         120.0,

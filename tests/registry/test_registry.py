@@ -12,6 +12,7 @@ import pytest
 
 from conduit.kit.clock import clock
 from conduit.kit.runtime import Runtime
+from tests.conftest import client_for
 from tests.mcp_servers import ServerProcess
 from tests.orgs.conftest import assert_error
 from tests.registry.support import (
@@ -266,3 +267,25 @@ async def test_a_token_kept_in_the_sealed_environment_is_not_a_leak_and_never_sh
     assert "DEPLOY_GITHUB_TOKEN" not in response.text
     assert "ghp_" not in response.text
     assert "Z9Z9" not in response.text
+
+
+async def test_the_public_registry_is_rate_limited_per_client_and_says_when_to_come_back(
+    client: httpx.AsyncClient, runtime: Runtime, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.freeze()
+    monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update={"registry_rate_limit": 3}))
+    for path in ("/api/registry", "/api/registry/search?q=weather", "/api/registry/srv_missing"):
+        assert (await client.get(path)).status_code in (200, 404)
+
+    refused = await client.get("/api/registry")
+    body = assert_error(refused, 429, "rate_limited")
+    assert "3 registry requests a minute" in body["error"]
+    assert int(refused.headers["Retry-After"]) == 20  # one request back every 60 / 3 s
+
+    clock.advance(timedelta(seconds=20))
+    assert (await client.get("/api/registry")).status_code == 200
+    assert (await client.get("/api/registry")).status_code == 429
+    async with client_for(app, ip="203.0.113.9") as elsewhere:  # another client has its own
+        assert (await elsewhere.get("/api/registry")).status_code == 200
+    # Badges are images in other sites' pages, fetched through their proxies: not limited here.
+    assert (await client.get("/api/badges/srv_missing")).status_code == 404

@@ -26,6 +26,7 @@ from conduit.identity.auth import LAST_USED_RESOLUTION, Principal, ip_allowed
 from conduit.identity.models import ApiKey
 from conduit.kit.clock import utcnow
 from conduit.kit.errors import TooManyRequests
+from conduit.kit.ratelimit import TokenBuckets
 from conduit.kit.runtime import Runtime
 from conduit.kit.security import looks_like_api_key
 from conduit.orgs.models import Organization
@@ -44,9 +45,7 @@ EXHAUSTED_RECHECK = 1.0
 MAX_CACHED_KEYS = 100_000
 MAX_IP_VERDICTS = 256
 TOUCH_INTERVAL = LAST_USED_RESOLUTION.total_seconds()
-MINUTE_US = 60_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 log = structlog.get_logger("conduit.gateway")
 
@@ -54,10 +53,6 @@ log = structlog.get_logger("conduit.gateway")
 def _now() -> float:
     """Epoch seconds from the movable clock, so tests can move time."""
     return utcnow().timestamp()
-
-
-def _micros() -> int:
-    return (utcnow() - EPOCH) // ONE_MICROSECOND
 
 
 @dataclass(frozen=True)
@@ -239,8 +234,7 @@ class Gatekeeper:
         self._generation = 0
         self._touched: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._buckets: dict[str, tuple[int, int]] = {}  # key_id -> (limit, full again at)
-        self._buckets_sweep_at = 1024
+        self._buckets = TokenBuckets()
         self._quotas: dict[str, _Quota] = {}
 
     # --- authentication ----------------------------------------------------------------------
@@ -381,20 +375,15 @@ class Gatekeeper:
     def check_rate(self, grant: Grant) -> None:
         """Refuse (429) a key past its plan's requests per minute.
 
-        A GCRA token bucket: one number per key, the time at which its bucket is full again.
-        `limit` calls may come at once; after that, one every `60 / limit` seconds. Times are
-        counted in units of 1/limit µs, so a call costs exactly one minute's µs and no rounding
-        lets call `limit + 1` through.
+        `limit` calls may come at once; after that, one every `60 / limit` seconds (see
+        `TokenBuckets`).
         """
         limit = grant.rate_limit_per_minute
         if limit is None:
             return
-        now = _micros() * limit
-        last = self._buckets.get(grant.key_id)
-        full_at = (last[1] if last is not None and last[0] == limit and last[1] > now else now) + MINUTE_US
-        excess = full_at - now - MINUTE_US * limit
-        if excess > 0:
-            retry_after = _retry_after(excess / limit / 1e6)
+        wait = self._buckets.take(grant.key_id, limit)
+        if wait is not None:
+            retry_after = _retry_after(wait)
             raise GatewayRefusal(
                 429,
                 RATE_LIMITED,
@@ -403,16 +392,6 @@ class Gatekeeper:
                 headers={"Retry-After": str(retry_after)},
                 data={"limit": limit, "retryAfter": retry_after},
             )
-        self._buckets[grant.key_id] = (limit, full_at)
-        if len(self._buckets) > self._buckets_sweep_at:
-            self._sweep_buckets()
-
-    def _sweep_buckets(self) -> None:
-        now = _micros()
-        # A bucket already full again is the same as no entry.
-        for key_id in [k for k, (limit, full_at) in self._buckets.items() if full_at <= now * limit]:
-            del self._buckets[key_id]
-        self._buckets_sweep_at = max(1024, 2 * len(self._buckets))
 
     # --- quota -------------------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""Counting events in a sliding window, shared by every process through the database.
+"""Rate limits two ways.
 
-Used where exactness across replicas matters more than speed (failed sign-ins). Each event is a
-row; counting is one indexed query; a periodic job deletes rows older than a day.
+- Events in a sliding window, shared by every process through the database: where exactness
+  across replicas matters more than speed (failed sign-ins). Each event is a row; counting is
+  one indexed query; a periodic job deletes rows older than a day.
+- `TokenBuckets`, in this process's memory: where a check must cost nothing (every gateway call,
+  every public registry request). With N processes a key may reach N times its limit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Index, Integer, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +21,45 @@ from conduit.kit.db import Base
 from conduit.kit.jobs import JobContext, registry
 
 RETENTION = timedelta(days=1)
+MINUTE_US = 60_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class TokenBuckets:
+    """Per-key GCRA token buckets of `limit` events per minute: `limit` may come at once, then
+    one every `60 / limit` seconds. One number per key, the time its bucket is full again,
+    counted in units of 1/limit µs (on the movable clock), so an event costs exactly one minute's
+    µs and no rounding lets event `limit + 1` through."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[int, int]] = {}  # key -> (limit, full again at)
+        self._sweep_at = 1024
+
+    def take(self, key: str, limit: int) -> float | None:
+        """Count one event of `key`: None when it may happen now, else the seconds until it may
+        (and nothing is counted)."""
+        now = _micros() * limit
+        last = self._buckets.get(key)
+        full_at = (last[1] if last is not None and last[0] == limit and last[1] > now else now) + MINUTE_US
+        excess = full_at - now - MINUTE_US * limit
+        if excess > 0:
+            return excess / limit / 1e6
+        self._buckets[key] = (limit, full_at)
+        if len(self._buckets) > self._sweep_at:
+            self._sweep()
+        return None
+
+    def _sweep(self) -> None:
+        now = _micros()
+        # A bucket already full again is the same as no entry.
+        for key in [k for k, (limit, full_at) in self._buckets.items() if full_at <= now * limit]:
+            del self._buckets[key]
+        self._sweep_at = max(1024, 2 * len(self._buckets))
+
+
+def _micros() -> int:
+    return (utcnow() - EPOCH) // ONE_MICROSECOND
 
 
 class RateEvent(Base):

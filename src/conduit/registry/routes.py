@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from conduit.identity.auth import ClientDep, RuntimeDep
 from conduit.kit.db import SessionDep
-from conduit.kit.errors import BadRequest, responses
+from conduit.kit.errors import BadRequest, TooManyRequests, responses
+from conduit.kit.ratelimit import TokenBuckets
 from conduit.orgs.access import current_org_access
 from conduit.orgs.service import OrgAccess
 from conduit.registry import badges, service
@@ -27,6 +28,23 @@ BADGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 SVG = "image/svg+xml"
+
+
+def _public_rate_limit(request: Request, runtime: RuntimeDep, client: ClientDep) -> None:
+    """The public registry answers anyone: `registry_rate_limit` requests per minute per IP
+    (per process), then 429 with `Retry-After`."""
+    limit = runtime.settings.registry_rate_limit
+    if not limit:
+        return
+    buckets = getattr(request.app.state, "registry_buckets", None)
+    if buckets is None:
+        buckets = request.app.state.registry_buckets = TokenBuckets()
+    wait = buckets.take(client.ip or "unknown", limit)
+    if wait is not None:
+        raise TooManyRequests(f"More than {limit} registry requests a minute; slow down", retry_after=wait)
+
+
+PublicRateLimit = [Depends(_public_rate_limit)]
 _BADGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The badge", "content": {SVG: {"schema": {"type": "string"}}}},
     304: {"description": "Not modified: the `ETag` sent in `If-None-Match` is current"},
@@ -69,10 +87,11 @@ async def scan_server(
 
 @router.get(
     "/api/registry",
+    dependencies=PublicRateLimit,
     tags=["Public registry"],
     summary="List public servers",
     response_model=RegistryPage,
-    responses=responses(400, 422),
+    responses=responses(400, 422, 429),
 )
 async def list_public_servers(
     session: SessionDep,
@@ -98,10 +117,11 @@ async def list_public_servers(
 
 @router.get(
     "/api/registry/search",
+    dependencies=PublicRateLimit,
     tags=["Public registry"],
     summary="Search public servers by name or description",
     response_model=SearchResults,
-    responses=responses(400, 422),
+    responses=responses(400, 422, 429),
 )
 async def search_public_servers(
     session: SessionDep,
@@ -120,10 +140,11 @@ async def search_public_servers(
 
 @router.get(
     "/api/registry/{serverId}",
+    dependencies=PublicRateLimit,
     tags=["Public registry"],
     summary="Get the full trust report of a public server",
     response_model=TrustReport,
-    responses=responses(404, 422),
+    responses=responses(404, 422, 429),
 )
 async def trust_report(serverId: str, session: SessionDep, runtime: RuntimeDep) -> TrustReport:
     """The server, its latest complete scan, that scan's findings (without their evidence, which
