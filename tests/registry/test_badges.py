@@ -79,6 +79,25 @@ async def test_etag_and_if_none_match(client: httpx.AsyncClient, runtime: Runtim
     assert fresh.content == first.content
 
 
+async def test_head_answers_the_badges_headers_without_the_image(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    owner = await new_owner(client, runtime)
+    server = await owner.register("Down", upstream_url="http://127.0.0.1:9/mcp", public=True)
+    path = f"/api/badges/{server['id']}?style=detailed"
+    full = await client.get(path)
+
+    head = await client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("etag", "cache-control", "content-type", "content-length"):
+        assert head.headers[name] == full.headers[name], name
+    assert int(head.headers["content-length"]) == len(full.content)
+    cached = await client.head(path, headers={"If-None-Match": full.headers["etag"]})
+    assert cached.status_code == 304
+    assert (await client.head("/api/badges/srv_nope")).status_code == 404
+
+
 async def test_the_badge_changes_with_the_first_scan(client: httpx.AsyncClient, runtime: Runtime) -> None:
     owner = await new_owner(client, runtime)
     server = await owner.register_poisoned("Math helpers", public=True)

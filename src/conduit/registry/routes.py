@@ -186,3 +186,16 @@ async def badge(
     if badges.matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
     return Response(svg, media_type=SVG, headers=headers)
+
+
+@router.head("/api/badges/{serverId}", include_in_schema=False)
+async def badge_head(
+    serverId: str,
+    session: SessionDep,
+    style: Annotated[str, Query(max_length=16)] = "standard",
+    if_none_match: Annotated[str | None, Header(max_length=2048)] = None,
+) -> Response:
+    """The badge's headers (`ETag`, `Content-Length`, caching) without the SVG: what link
+    checkers and image proxies ask before fetching."""
+    full = await badge(serverId, session, style, if_none_match)
+    return Response(status_code=full.status_code, headers=dict(full.headers))
