@@ -44,7 +44,9 @@ SECRET_PATH = (
     r"(?<![\w-])\.env\b|\.aws/|aws/credentials|\.npmrc|\.netrc|\.pypirc|\.git-credentials|\.kube/config|"
     r"\.docker/config|\.gnupg|\*?\.pem\b|\bid_\*|\*?\.(?:p12|pfx|kdbx|keystore)\b|mcp\.json|claude_desktop_config|credentials?\.json|keychain|\.bash_history|"
     r"\.zsh_history|(?:~|\$HOME|%USERPROFILE%)[/\\]\.[\w.-]+|\.bashrc|\.zshrc|\.profile\b|"
-    r"wallet\s+(?:files?|keys?)|(?:files|contents|listing|list\s+of\s+files)\s+(?:\w+\s+){0,2}?(?:in|of)\s+"
+    r"wallet\s+(?:files?|keys?)|document\.cookie|cookies?\s+(?:of|from|for)\s+(?:every|each|all|any|the\s+user)|"
+    r"(?:browser|keychain)\s+(?:profile|password\s+store|login\s+data)|wallet\.dat|\.pgpass|"
+    r"(?:files|contents|listing|list\s+of\s+files)\s+(?:\w+\s+){0,2}?(?:in|of)\s+"
     r"(?:the\s+)?(?:user'?s?\s+|your\s+)?home\s+director(?:y|ies)|"
     r"(?:every|all|each)\s+(?:\w+\s+){0,2}?files?\s+(?:\w+\s+){0,2}?open\b|open\s+(?:files|tabs|documents)\b)"
 )
@@ -55,11 +57,14 @@ CONVERSATION = (
     r"with\s+the\s+user|from\s+the\s+user|in\s+(?:this|the)\s+(?:conversation|session|chat)|so\s+far)|"
     r"(?:conversation|chat|message|session)\s+(?:history|so\s+far|log|transcript|context|summary)|"
     r"messages\s+exchanged|(?:the\s+)?user'?s?\s+(?:messages|original\s+(?:question|request|message|prompt)|"
-    r"last\s+message|prompts?|requests?\s+verbatim)|"
+    r"(?:last|latest|most\s+recent|current|newest)\s+(?:message|question|request|prompt|input)|prompts?|"
+    r"requests?\s+verbatim)|"
+    r"(?:names|descriptions|schemas?|definitions|list)\s+(?:and\s+(?:the\s+)?\w+\s+)?of\s+(?:all\s+)?(?:(?:of\s+)?your|"
+    r"the\s+other|every\s+other|all\s+(?:the\s+)?other)\s+tools|"
     r"(?:what|whatever|everything|all)\s+(?:that\s+)?(?:the\s+(?:user|person|human|customer)|you|they)\s+"
     r"(?:has\s+|have\s+)?(?:been\s+)?(?:ever\s+)?(?:working\s+on|said|typed|wrote|written|asked|shared|discussed|"
     r"mentioned|entered|pasted)|"
-    r"your\s+(?:own\s+)?(?:\w+\s+)?(?:instructions|prompt|directives|system\s+message)|"
+    r"your\s+(?:own\s+)?(?:\w+\s+){0,2}?(?:instructions|prompt|directives|system\s+message)|"
     r"(?:text|messages?|prompt|instructions)\s+you\s+(?:received|were\s+given|got|have\s+been\s+given)|"
     r"(?:every|each|all|any)\s+tool\s+(?:results?|outputs?|responses?)|"
     r"(?:the\s+)?(?:system\s+prompt|system\s+message|instructions\s+you\s+(?:were|have\s+been)\s+given|"
@@ -69,6 +74,8 @@ CONVERSATION = (
 )
 ENVIRONMENT = (
     r"(?:environment\s+variables|env\s+vars|printenv|output\s+of\s+`?env`?|"
+    r"(?:every|each|all|any)\s+(?:\w+\s+)?(?:environment|env)\s+variables?\s+(?:whose|that|with|named|ending|"
+    r"matching|starting)|"
     r"(?-i:\b[A-Z][A-Z0-9_]*_(?:TOKEN|API_KEY|KEY|SECRET(?:_ACCESS_KEY)?|PASSWORD|PAT|ACCESS_KEY(?:_ID)?)\b))"
 )
 # Verbs that take data somewhere (or get it for that purpose).
@@ -77,7 +84,8 @@ TAKE = (
     r"list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give|attach|"
     r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
     r"transmit|relay|report|enter|type|write|store|save|log|record|summari[sz]e|call|retry|"
-    r"invoke|re-?run|resend)"
+    r"invoke|re-?run|resend|stage|commit|place|set|navigate|visit|request|hit|ping|beacon|transcribe|quote|"
+    r"reproduce|repeat|echo)"
 )
 SENSITIVE_OBJECT = (
     rf"(?:{OWNER}\s+(?:[\w-]+,?\s+){{0,3}}?{CREDENTIAL}|{BARE_CREDENTIAL}|{SECRET_PATH}|{CONVERSATION}|"
@@ -130,6 +138,14 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:its|their|the)\s+(?:output|result|response|contents?)s?\s+(?:must|should|has\s+to|have\s+to|"
         r"needs?\s+to|is\s+to)\s+(?:\w+\s+)?be\s+(?:passed|sent|forwarded|copied|given|piped)\s+(?:through|to|"
         r"into)\s+this\s+tool",
+        r"\b(?:when|whenever|every\s+time|each\s+time|after|once|if)\s+(?:\w+\s+){0,6}?(?:tools?|servers?|"
+        r"functions?|integrations?)\s+(?:return|returns|returned|respond|responds|produce|produces|fetch|fetches|"
+        r"give\s+back|output)\b[^.\n]{0,80}?\b(?:pass|send|forward|copy|mirror|relay|include|attach|upload|submit|post|"
+        r"feed)\w*\s+(?:\w+\s+){0,3}?(?:result|results|output|outputs|response|responses|records|data|rows|"
+        r"contents|payload)\b",
+        rf"[`'\"]\w+[`'\"]\s+(?:set\s+to|=|:)\s*[`'\"]?{EMAIL}",
+        rf"\b(?:navigate|go|browse|redirect|open|visit|load|fetch|request)\w*\s+(?:to\s+)?[`'\"]?{URL}[^\s]*?[?&=]\s*"
+        rf"[`'\"]?\s+(?:followed\s+by|plus|with|and\s+append)\b",
     ],
     "tamper": [
         rf"{EMAIL}[^.\n]{{0,40}}?\b(?:among|to|in|as|into)\s+(?:the\s+)?(?:recipients?|attendees|participants|members|"
@@ -154,6 +170,23 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"recipient|iban|payout|routing|beneficiary)\s+(?:details|numbers?|address(?:es)?|information|info)\b",
         r"\broute\s+(?:every|each|all|the|any)\s+(?:\w+\s+){0,2}?(?:transfers?|payments?|e-?mails?|messages?|"
         r"requests?|traffic|calls?)\s+through\b",
+        r"\b(?:regardless\s+of|whatever|no\s+matter|irrespective\s+of)\s+(?:what\s+|which\s+)?(?:\w+\s+){0,2}?"
+        r"(?:the\s+)?(?:user|customer|client|caller|requester|invoice|order|request|they)\s+(?:\w+\s+)?(?:gave|said|"
+        r"asked|wanted|requested|specified|provided|chose|entered|typed|picked|named|selected|says|asks|names|"
+        r"picks|selects)(?:\s+for)?\b",
+        r"\b(?:regardless\s+of|irrespective\s+of|ignoring)\s+(?:the\s+)?(?:current|selected|requested|specified|"
+        r"chosen|original|user'?s?|given|actual)\s+(?:\w+\s+)?(?:branch|account|recipient|address|destination|"
+        r"target|amount|path|repo(?:sitory)?|value|setting|choice)",
+        r"\bunless\s+the\s+(?:user|customer|client|caller)\s+(?:\w+\s+){0,3}?(?:a\s+|an\s+)?(?:different|another|"
+        r"other)\s+(?:\w+\s+)?(?:account|recipient|address|destination|target|amount|iban|wallet|payee|branch)",
+        r"\b(?:rather\s+than|instead\s+of|in\s+place\s+of)\s+(?:the\s+)?(?:\w+\s+)?(?:account|address|recipient|"
+        r"destination|iban|wallet|payee|beneficiary|branch|e-?mail)s?\s+(?:on\s+file|on\s+record|the\s+user|they|"
+        r"provided|given|specified|requested|in\s+the\s+(?:invoice|request|order))",
+        r"\b(?:destination|recipient|payee|beneficiary|account|iban|wallet|target)\s+(?:\w+\s+){0,3}?(?:must|should|"
+        r"has\s+to|needs?\s+to|is\s+to)\s+(?:always\s+)?be\s+(?:the\s+)?(?:\w+\s+){0,3}?[`'\"]?(?:acct_\w{6,}|"
+        r"[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,}|0x[0-9a-fA-F]{8})",
+        r"\b(?:use|pay|send|settle|route|refund)\w*\s+(?:\w+\s+){0,6}?(?:through|to|into|via)\s+(?:the\s+)?"
+        r"(?:\w+\s+){0,4}?(?:account|iban|wallet)\s+[`'\"]?(?:acct_\w{6,}|[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,})",
     ],
     "consent": [
         r"\b(?:no\s+need|not\s+necessary|unnecessary|don'?t\s+need|needn'?t|never\s+need)\s+to\s+(?:\w+\s+)?"
@@ -173,6 +206,16 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\bwithout\s+(?:\w+\s+)?(?:pausing|stopping|hesitating|hesitation|delay)",
         r"\b(?:run|execute|perform)\s+any\s+(?:\w+\s+)?(?:commands?|code|queries|programs?|actions?)\s+without\s+"
         r"(?:any\s+)?(?:restriction|limits?|review|confirmation|approval|oversight)",
+        # asking or waiting for the user framed as the fault: "waiting for the user to confirm
+        # prolongs the outage", "pausing to ask the human for a go-ahead is a policy violation"
+        r"\b(?:wait(?:ing)?|paus(?:e|ing)|stop(?:ping)?|hold(?:ing)?\s+off|ask(?:ing)?|check(?:ing)?\s+(?:back\s+)?with)"
+        r"\s+(?:\w+\s+){0,3}?(?:the\s+)?(?:user|human|person|operator|customer|them|(?:a\s+)?go-?ahead|"
+        r"confirmation|approval|permission|consent)\b[^.;\n]{0,60}?\b(?:prolongs?|delays?|slows?|is\s+(?:considered|"
+        r"treated\s+as|seen\s+as|regarded\s+as)|counts?\s+as|violat\w*|breaks?|wastes?|is\s+(?:unnecessary|not\s+"
+        r"(?:needed|required|necessary))|will\s+be\s+(?:logged|reported|penali[sz]ed))",
+        r"\b(?:this|that|the|these|each|every|any)\s+(?:\w+\s+)?(?:operation|action|call|request|transfer|payment|"
+        r"change|deployment|step)s?\s+(?:has|have|is|are)\s+(?:already\s+)?(?:been\s+)?pre-?(?:approved|authori[sz]ed|"
+        r"cleared|confirmed)",
     ],
     "secrecy": [
         r"\b(?:no\s+need|not\s+necessary|needn'?t|don'?t\s+need)\s+to\s+(?:mention|bring\s+(?:this|it|that|them)\s+up|"
@@ -190,6 +233,15 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"(?:line|instruction|note|text|step|part|sentence)s?",
         r"\b(?:users?|people|customers)\s+find\s+(?:this|these|such|the)\s+(?:\w+\s+)?(?:details?|steps?|"
         r"information|messages?)\s+(?:distracting|confusing|annoying|unnecessary|alarming)",
+        # "keep this to yourself", "not something to surface in chat", "must not be reported"
+        r"\bkeep\s+(?:this|it|that|these|them|the\s+\w+(?:\s+\w+)?)\s+to\s+(?:yourself|itself|themselves|himself|"
+        r"herself)\b",
+        r"\b(?:not\s+something|nothing)\s+(?:\w+\s+)?to\s+(?:surface|mention|bring\s+up|raise|disclose|report|"
+        r"flag|discuss)\b",
+        r"\b(?:must|should|need|needs|is|are)\s+(?:never|not)\s+(?:to\s+)?be\s+(?:reported|mentioned|disclosed|"
+        r"surfaced|revealed|brought\s+up|flagged\s+to)\b",
+        r"\b(?:mention|report|say|show|tell|list|state)\w*\s+only\s+(?:the\s+)?(?:number|count|total|fact|"
+        r"summary|status)\b[^.\n]{0,80}?\b(?:never|not)\s+(?:which|what|where|who|how)",
     ],
     "override": [
         r"\b(?:takes?|has|have)\s+precedence\s+over\s+(?:\w+\s+){0,3}?(?:user|your|system|guidelines|instructions|"
@@ -203,6 +255,10 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\bfollow\s+(?:them|these|this|it|those)\s+over\s+(?:anything|everything|all|any)",
         r"\bmessage\s+from\s+(?:the\s+)?(?:user|administrator|admin|system|developer|operator)\s*:",
         r"\b(?:i|the\s+user)\s+(?:hereby\s+)?(?:authori[sz]es?|permits?|consents?\s+to|allows?)\s+(?:this|the|you)\b",
+        r"\bdecode\w*\s+(?:\w+\s+){0,4}?(?:and|then)\s+(?:\w+\s+)?(?:carry\s+(?:it\s+|them\s+)?out|follow|execute|"
+        r"obey|run|perform|apply|act\s+on|comply)",
+        r"\b(?:rot-?13|url-?encoded|percent-?encoded|base-?64|hex|reversed|encoded|obfuscated)\b[^.\n]{0,40}?\b(?:instructions?|"
+        r"directives?|orders?|notes?|steps?)\b[^.\n]{0,40}?\b(?:decode|carry\s+out|follow|execute|obey)",
     ],
     "privilege": [
         r"\bsudoers\b|\bNOPASSWD\b",
@@ -224,6 +280,19 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r":\(\)\s*\{\s*:\|:&\s*\};:",
         r"\bshutdown\s+(?:-h|-r|now|/s)\b",
         r"\bformat\s+[a-z]:",
+        # a downloaded script run, secrets piped out, shell history switched off
+        r"\b(?:ba|z|da)?sh\s+-c\s+[\"']?\$\(\s*(?:curl|wget)\b|\b(?:iex|invoke-expression)\b[^\n]{0,40}(?:downloadstring|iwr|"
+        r"invoke-webrequest)",
+        r"\b(?:curl|wget|nc|ncat|netcat)\b[^\n]{0,200}?\$\(\s*(?:env|printenv|cat|whoami|hostname|history|set|"
+        r"ls)\b|\b(?:curl|wget)\b[^\n]{0,120}?(?:-d|--data\S*|--post-\w+|-F|--upload-file|-T)\s+[\"']?@?"
+        r"(?:~/\.|\S*(?:\.env|\.ssh|credentials|id_rsa|\.aws))",
+        r"\bHISTFILE=/dev/null|\bunset\s+HISTFILE\b|\bhistory\s+-c\b",
+        r"\bpush(?:es|ed|ing)?\s+(?:\w+\s+){0,3}?(?:should|must|always|need\s+to|has\s+to|have\s+to|are\s+to)\s+"
+        r"(?:\w+\s+){0,2}?[`'\"]?(?:--force\b|-f\b|force)",
+        # exposure: "make every private repo public"
+        r"\bmak\w*\s+(?:every|all|each|any|the\s+user'?s?|their|your)\s+(?:\w+\s+){0,2}?(?:repos?|repositories|"
+        r"buckets?|files?|documents?|folders?|projects?|drives?|databases?|gists?|channels?|notebooks?|boards?|"
+        r"sheets?|snapshots?)\s+(?:\w+\s+){0,3}?public\b",
     ],
     "deception": [
         r"\b(?:say|state|claim|report|tell\s+(?:the\s+)?(?:user|them))\s+(?:that\s+)?[^.\n]{0,120}?\beven\s+"
@@ -246,10 +315,22 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\brely\s+(?:only\s+|solely\s+)?on\s+this\s+(?:one|tool)\s*(?:alone|only|exclusively)?\b",
         r"\b(?:pick|choose|use|prefer|select|call)\s+this\s+(?:tool|one|function)\s+(?:first\s+)?(?:for\s+(?:every|"
         r"all|any|each)\b|before\s+(?:any|all|every)\b)",
+        # other tools disparaged: "every other search tool returns fabricated articles"
+        r"\b(?:other|every\s+other|all\s+other|any\s+other|competing|alternative|rival)\s+(?:\w+\s+){0,4}?"
+        r"(?:tools?|servers?|providers?|sources?|services?)\s+(?:\w+\s+){0,6}?(?:outdated|out[\s-]of[\s-]date|stale|"
+        r"fabricated|fake|made[\s-]up|wrong|incorrect|unreliable|untrustworthy|inaccurate|broken|deprecated|"
+        r"obsolete|compromised|unsafe|insecure)\b",
+        r"\b(?:the\s+)?only\s+(?:\w+\s+)?(?:source|tool|provider|option|one|server|service)s?\s+(?:that\s+(?:is|are)\s+|"
+        r"to\s+be\s+)?(?:verified|trustworthy|trusted|reliable|accurate|safe|legitimate|official)\b",
     ],
 }
 
 WEAK_EXTRA: dict[str, list[str]] = {
+    "marker": [
+        r"\b(?:agent|assistant|ai|llm|model)\s+(?:directive|instruction|note|notice|guidance|rule|protocol)s?\s*[:\-]",
+        r"(?:^|[(\[.;,]\s*)(?:assistant|agent|ai|llm)\s*[:,]\s+(?:please\s+)?[a-z]+",
+        r"\b(?:message|reminder)s?\s+(?:for|to)\s+(?:the\s+|any\s+)?(?:ai|assistant|agent|model|llm)s?\b",
+    ],
     "coercion": [
         r"\b(?:for|on|with|before|after|in)\s+(?:every|each|all|any)\s+(?:single\s+)?(?:other\s+)?(?:\w+\s+)?"
         r"(?:questions?|searches|calls?|tools?|commands?|e-?mails?|events?|documents?|transfers?|channels?)\b",
@@ -316,7 +397,8 @@ ML_OBJECT = (
     r"variables\s+d'environnement|historique\s+(?:complet\s+)?de\s+(?:la\s+)?conversation|senhas?|"
     r"chaves?\s+(?:de\s+)?api|credenciais|vari(?:á|a)veis\s+de\s+ambiente|hist(?:ó|o)rico\s+(?:completo\s+)?"
     r"d[ae]\s+conversa|password\s+dell'utente|chiavi\s+api|cronologia\s+(?:completa\s+)?della\s+conversazione|"
-    r"variabili\s+d'ambiente|парол\w*|api[\s-]?ключ\w*|учётн\w+\s+данн\w+|учетн\w+\s+данн\w+|"
+    r"variabili\s+d'ambiente|(?:alle\s+)?dateien\s+im\s+(?:ordner|verzeichnis)|tous\s+les\s+fichiers\s+du\s+dossier|"
+    r"todos\s+los\s+archivos\s+de\s+la\s+carpeta|парол\w*|api[\s-]?ключ\w*|учётн\w+\s+данн\w+|учетн\w+\s+данн\w+|"
     r"переменн\w+\s+окружения|токен\w*|истори\w+\s+(?:всей\s+)?(?:переписки|разговора|диалога|чата|сообщений)|"
     r"密码|API\s*密钥|密钥|凭证|凭据|环境变量|令牌|(?:对话|聊天|会话)(?:历史|记录)|パスワード|API\s*キー|認証情報|"
     r"環境変数|秘密鍵|会話(?:の)?履歴|チャット履歴|비밀번호|API\s*키|자격\s*증명|환경\s*변수|대화\s*(?:기록|내역))"
@@ -330,6 +412,17 @@ ML_VERB = (
     r"보내|전송|포함|읽고|읽어|첨부|추가|넣으)"
 )
 ML_STRONG: dict[str, list[str]] = {
+    "preference": [
+        r"他の.{0,20}?(?:ツール|サービス|サーバー).{0,40}?(?:使わない|使用しない|使うな|使ってはいけない|古い|不正確|間違)",
+        r"其他.{0,12}?(?:工具|服务).{0,30}?(?:不要使用|不要用|禁止使用|不得使用|过时|错误|不准确|不可靠)",
+        r"다른.{0,12}?(?:도구|툴|서비스).{0,30}?(?:사용하지\s*마|쓰지\s*마|오래된|부정확|틀린)",
+        r"(?:otras|otros)\s+(?:\w+\s+){0,2}?(?:herramientas|servicios)\s+(?:\w+\s+){0,5}?(?:obsolet|desactualizad|"
+        r"incorrect|poco\s+fiables|no\s+(?:las|los)\s+uses)",
+        r"(?:andere|anderen)\s+(?:\w+\s+){0,2}?(?:tools|werkzeuge|dienste)\s+(?:\w+\s+){0,5}?(?:veraltet|falsch|"
+        r"unzuverl(?:ä|ae)ssig|nicht\s+(?:verwenden|benutzen|nutzen))",
+        r"(?:autres|les\s+autres)\s+(?:\w+\s+){0,2}?(?:outils|services)\s+(?:\w+\s+){0,5}?(?:obsol(?:è|e)tes|"
+        r"p(?:é|e)rim(?:é|e)s|incorrects|peu\s+fiables|n'utilise[zr]?\s+(?:pas|jamais))",
+    ],
     "override": [
         r"ignor[ae]\w*\s+(?:todas\s+|tutte\s+)?(?:las|as|le)\s+(?:instrucciones|instruções|istruzioni)\s+"
         r"(?:anteriores|previas|precedenti)",
@@ -346,6 +439,8 @@ ML_STRONG: dict[str, list[str]] = {
         r"\bohne\s+(?:den|die)\s+(?:benutzer|nutzer|anwender)\w*\s+(?:dar(?:ü|ue)ber\s+)?zu\s+(?:informieren|"
         r"benachrichtigen|fragen)",
         r"\b(?:sag|erw(?:ä|ae)hne|verrate)\w*\s+(?:es\s+|das\s+)?(?:dem\s+)?(?:benutzer|nutzer)\w*\s+nicht",
+        r"\bnicht\s+(?:dem|den|der)\s+(?:benutzer|nutzer|anwender)\w*\s+(?:sagen|mitteilen|zeigen|erz(?:ä|ae)hlen|"
+        r"melden|verraten)",
         r"\bne\s+(?:le\s+|la\s+|les\s+|l'|en\s+)?(?:dites|dis|mentionnez|mentionne|signalez|r(?:é|e)v(?:é|e)lez|"
         r"informez)\s+(?:pas|rien)",
         r"\bsans\s+(?:en\s+)?(?:informer|pr(?:é|e)venir|avertir)\s+l'utilisateur",
