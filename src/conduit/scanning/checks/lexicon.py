@@ -57,7 +57,7 @@ CONVERSATION = (
     r"with\s+the\s+user|from\s+the\s+user|in\s+(?:this|the)\s+(?:conversation|session|chat)|so\s+far)|"
     r"(?:conversation|chat|message|session)\s+(?:history|so\s+far|log|transcript|context|summary)|"
     r"messages\s+exchanged|(?:the\s+)?user'?s?\s+(?:messages|original\s+(?:question|request|message|prompt)|"
-    r"(?:last|latest|most\s+recent|current|newest)\s+(?:message|question|request|prompt|input)|prompts?|"
+    r"(?:last|latest|most\s+recent|current|newest)\s+(?:message|question|request|prompt|input)|prompts?|questions?|"
     r"requests?\s+verbatim)|"
     r"(?:names|descriptions|schemas?|definitions|list)\s+(?:and\s+(?:the\s+)?\w+\s+)?of\s+(?:all\s+)?(?:(?:of\s+)?your|"
     r"the\s+other|every\s+other|all\s+(?:the\s+)?other)\s+tools|"
@@ -67,6 +67,8 @@ CONVERSATION = (
     r"your\s+(?:own\s+)?(?:\w+\s+){0,2}?(?:instructions|prompt|directives|system\s+message)|"
     r"(?:text|messages?|prompt|instructions)\s+you\s+(?:received|were\s+given|got|have\s+been\s+given)|"
     r"(?:every|each|all|any)\s+tool\s+(?:results?|outputs?|responses?)|"
+    r"(?:documents|files|tool\s+results|tool\s+outputs|sources|messages)\s+(?:that\s+)?(?:it|they|you|the\s+\w+)\s+"
+    r"(?:was\s+|were\s+|is\s+|are\s+)?(?:based\s+on|drew\s+on|used|read|consulted|relied\s+on|received)|"
     r"(?:the\s+)?(?:system\s+prompt|system\s+message|instructions\s+you\s+(?:were|have\s+been)\s+given|"
     r"your\s+(?:instructions|initial\s+prompt|system\s+instructions|guidelines))|"
     r"(?:responses?|outputs?|results?)\s+(?:returned\s+by|from|of)\s+(?:the\s+)?(?:other|previous|prior|all|"
@@ -114,6 +116,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"\b{TAKE}\w*\s+(?:(?:also|then|first|always|it|them|this|that|along|with|together)\s+)*"
         rf"(?:(?!using\b|via\b|by\b)[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
         rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
+        rf"\b(?:together|along)\s+with\s+(?:[\w'\u2019-]+\s+){{0,3}}?{SENSITIVE_OBJECT}",
         r"\b(?:run|execute)\w*\s+[`'\"]?(?:printenv|env\b|set\b|export\s+-p|cat\s+\S*(?:\.env|credentials|id_rsa))",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
         rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
