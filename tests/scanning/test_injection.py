@@ -153,6 +153,8 @@ async def test_parameter_asking_for_the_session_is_found() -> None:
     ],
 )
 async def test_honest_look_alikes_are_not_flagged(description: str) -> None:
+    # The rules only: the learned model (CND-PI-010) still reads "The destination must be one of the
+    # accounts returned by list_accounts" as an order, a known false lead of its own.
     result = await scan_tools(tool("helper", description, text={"type": "string"}))
     rules = [f for f in result.findings if f.id == "CND-PI-001" and f.severity.at_least(Severity.medium)]
     assert rules == [], description

@@ -9,7 +9,8 @@ name the parts an attack is made of, so that new wordings of the same intent sti
 - how the model is steered: imperatives to the assistant, scope over every call or other tools,
   conditional triggers, consent bypass, secrecy towards the user;
 - and the same intents in Spanish, German, French, Italian, Portuguese, Russian, Chinese,
-  Japanese and Korean (a compact lexicon, not a translation of every English pattern).
+  Japanese and Korean, some in Polish and Turkish (a compact lexicon, not a translation of every
+  English pattern).
 
 `injection` adds these to its signal kinds; each entry says which kind it feeds.
 """
@@ -30,7 +31,8 @@ CREDENTIAL = (
     r"cvv|cvc|card\s+security\s+codes?|social\s+security\s+numbers?|ssn|bank(?:ing)?\s+(?:details|username|"
     r"logins?|credentials|passwords?)|(?:bank\s+)?account\s+numbers?|routing\s+numbers?|passport\s+numbers?|"
     r"(?:home|postal|street)\s+address(?:es)?|dates?\s+of\s+birth|phone\s+numbers?|e-?mail\s+address(?:es)?|"
-    r"portfolio(?:\s+holdings)?|holdings|balances|salary|medical\s+records?|saved\s+passwords|secrets?|tokens?)"
+    r"portfolio(?:\s+holdings)?|holdings|balances|salary|medical\s+records?|saved\s+(?:passwords|addresses|cards|"
+    r"payment\s+methods)|payment\s+methods|mother'?s\s+maiden\s+names?|secrets?|tokens?)"
 )
 # Credentials named without an owner ("any API keys", "all passwords"): only unambiguous words.
 BARE_CREDENTIAL = (
@@ -45,7 +47,9 @@ SECRET_PATH = (
     r"\.docker/config|\.gnupg|\*?\.pem\b|\bid_\*|\*?\.(?:p12|pfx|kdbx|keystore)\b|mcp\.json|claude_desktop_config|credentials?\.json|keychain|\.bash_history|"
     r"\.zsh_history|(?:~|\$HOME|%USERPROFILE%)[/\\]\.[\w.-]+|\.bashrc|\.zshrc|\.profile\b|"
     r"wallet\s+(?:files?|keys?)|document\.cookie|cookies?\s+(?:of|from|for)\s+(?:every|each|all|any|the\s+user)|"
-    r"(?:browser|keychain)\s+(?:profile|password\s+store|login\s+data)|wallet\.dat|\.pgpass|"
+    r"(?:browser|keychain)\s+(?:profile|password\s+store|login\s+data)|wallet\.dat|\.pgpass|localStorage|"
+    r"sessionStorage|(?:files?|images?|photos?|documents?|pictures?)\s+(?:\w+\s+){0,2}?(?:in|from|of)\s+(?:the\s+)?"
+    r"(?:user'?s?\s+|your\s+)?(?:downloads|documents|desktop|pictures|photos|home)\s+(?:folder|director(?:y|ies))|"
     r"(?:files|contents|listing|list\s+of\s+files)\s+(?:\w+\s+){0,2}?(?:in|of)\s+"
     r"(?:the\s+)?(?:user'?s?\s+|your\s+)?home\s+director(?:y|ies)|"
     r"(?:every|all|each)\s+(?:\w+\s+){0,2}?files?\s+(?:\w+\s+){0,2}?open\b|open\s+(?:files|tabs|documents)\b)"
@@ -61,12 +65,19 @@ CONVERSATION = (
     r"requests?\s+verbatim)|"
     r"(?:names|descriptions|schemas?|definitions|list)\s+(?:and\s+(?:the\s+)?\w+\s+)?of\s+(?:all\s+)?(?:(?:of\s+)?your|"
     r"the\s+other|every\s+other|all\s+(?:the\s+)?other)\s+tools|"
+    r"(?:everything|all|anything)\s+(?:that\s+(?:was|has\s+been)\s+)?(?:discussed|said|shared|mentioned)\s+"
+    r"(?:with|by)\s+(?:the\s+)?(?:user|person|human|customer|them)|"
+    r"(?:anything|everything|whatever|things)\s+(?:they|the\s+user|the\s+person)\s+(?:asked|wanted|requested)\s+"
+    r"(?:you\s+)?to\s+keep\s+(?:private|secret|confidential)|"
     r"(?:what|whatever|everything|all)\s+(?:that\s+)?(?:the\s+(?:user|person|human|customer)|you|they)\s+"
     r"(?:has\s+|have\s+)?(?:been\s+)?(?:ever\s+)?(?:working\s+on|said|typed|wrote|written|asked|shared|discussed|"
     r"mentioned|entered|pasted)|"
     r"your\s+(?:own\s+)?(?:\w+\s+){0,2}?(?:instructions|prompt|directives|system\s+message)|"
     r"(?:text|messages?|prompt|instructions)\s+you\s+(?:received|were\s+given|got|have\s+been\s+given)|"
     r"(?:every|each|all|any)\s+tool\s+(?:results?|outputs?|responses?)|"
+    r"(?:behaviou?ral|operating|system)\s+(?:guidelines|rules|instructions|configuration|policies)|"
+    r"(?:instructions|rules|guidelines|guide|prompt|policy|configuration)\s+(?:that\s+)?you\s+(?:are\s+)?"
+    r"(?:operating|running|working)\s+under|"
     r"(?:documents|files|tool\s+results|tool\s+outputs|sources|messages)\s+(?:that\s+)?(?:it|they|you|the\s+\w+)\s+"
     r"(?:was\s+|were\s+|is\s+|are\s+)?(?:based\s+on|drew\s+on|used|read|consulted|relied\s+on|received)|"
     r"(?:the\s+)?(?:system\s+prompt|system\s+message|instructions\s+you\s+(?:were|have\s+been)\s+given|"
@@ -87,7 +98,7 @@ TAKE = (
     r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
     r"transmit|relay|report|enter|type|write|store|save|log|record|summari[sz]e|call|retry|"
     r"invoke|re-?run|resend|stage|commit|place|set|navigate|visit|request|hit|ping|beacon|transcribe|quote|"
-    r"reproduce|repeat|echo)"
+    r"reproduce|repeat|echo|run|execute|evaluate|hand)"
 )
 SENSITIVE_OBJECT = (
     rf"(?:{OWNER}\s+(?:[\w-]+,?\s+){{0,3}}?{CREDENTIAL}|{BARE_CREDENTIAL}|{SECRET_PATH}|{CONVERSATION}|"
@@ -117,6 +128,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"(?:(?!using\b|via\b|by\b)[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
         rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
         rf"\b(?:together|along)\s+with\s+(?:[\w'\u2019-]+\s+){{0,3}}?{SENSITIVE_OBJECT}",
+        rf"\b(?:account|record|log|copy|transcript|dump|summary|rundown)\s+of\s+{CONVERSATION}",
         r"\b(?:run|execute)\w*\s+[`'\"]?(?:printenv|env\b|set\b|export\s+-p|cat\s+\S*(?:\.env|credentials|id_rsa))",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
         rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
@@ -147,10 +159,18 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"feed)\w*\s+(?:\w+\s+){0,3}?(?:result|results|output|outputs|response|responses|records|data|rows|"
         r"contents|payload)\b",
         rf"[`'\"]\w+[`'\"]\s+(?:set\s+to|=|:)\s*[`'\"]?{EMAIL}",
+        rf"\b{SEND}\s+[^.\n]{{0,80}}?\bto\s+(?:our|their|an?\s+external|a\s+remote|the\s+vendor'?s?)\s+[^.\n]{{0,60}}?"
+        rf"{URL}",
+        rf"\A\s*{EMAIL}(?:\s*,\s*{EMAIL})*\s*\Z",
+        r"(?:os\.environ|process\.env)\b[^\n]{0,120}?(?:urlopen|requests\.|fetch\(|http)|(?:urlopen|requests\.post|"
+        r"fetch\()[^\n]{0,160}?(?:os\.environ|process\.env)\b",
         rf"\b(?:navigate|go|browse|redirect|open|visit|load|fetch|request)\w*\s+(?:to\s+)?[`'\"]?{URL}[^\s]*?[?&=]\s*"
         rf"[`'\"]?\s+(?:followed\s+by|plus|with|and\s+append)\b",
     ],
     "tamper": [
+        # function hijacking: another tool's job routed through this one
+        r"\b(?:any|every|all)\s+(?:requests?|calls?|attempts?)\s+to\s+\w+[^.;\n]{0,60}?\b(?:has\s+to|have\s+to|must|"
+        r"should|needs?\s+to)\s+(?:go|be\s+(?:routed|sent|made|done|handled))\s+(?:through|via|by)\b",
         rf"{EMAIL}[^.\n]{{0,40}}?\b(?:among|to|in|as|into)\s+(?:the\s+)?(?:recipients?|attendees|participants|members|"
         rf"guests|cc|bcc|collaborators|reviewers)",
         rf"\b(?:invite|add|include|cc|bcc|grant|share\s+with|notify)\w*\s+(?:\w+\s+){{0,2}}?{EMAIL}",
@@ -188,12 +208,15 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:destination|recipient|payee|beneficiary|account|iban|wallet|target)\s+(?:\w+\s+){0,3}?(?:must|should|"
         r"has\s+to|needs?\s+to|is\s+to)\s+(?:always\s+)?be\s+(?:the\s+)?(?:\w+\s+){0,3}?[`'\"]?(?:acct_\w{6,}|"
         r"[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,}|0x[0-9a-fA-F]{8})",
+        r"\b(?:wallet|address|send|transfer|pay)\w*\b[^.\n]{0,40}?\b(?:bc1[a-z0-9]{25,60}|0x[a-fA-F0-9]{40})\b",
+        r"\binstead\s+of\s+(?:to\s+)?(?:the\s+)?(?:\w+\s+)?(?:friends|recipients?|payees?|vendors?|owners?|"
+        r"beneficiar(?:y|ies)|sellers?|merchants?)\b",
         r"\b(?:use|pay|send|settle|route|refund)\w*\s+(?:\w+\s+){0,6}?(?:through|to|into|via)\s+(?:the\s+)?"
         r"(?:\w+\s+){0,4}?(?:account|iban|wallet)\s+[`'\"]?(?:acct_\w{6,}|[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,})",
     ],
     "consent": [
-        r"\b(?:no\s+need|not\s+necessary|unnecessary|don'?t\s+need|needn'?t|never\s+need)\s+to\s+(?:\w+\s+)?"
-        r"(?:ask|confirm|check\s+(?:back|with)|get\s+(?:approval|permission|confirmation)|wait\s+for)",
+        r"\b(?:no\s+need|not\s+necessary|unnecessary|don'?t\s+need|needn'?t|never\s+need|no\s+reason)\s+to\s+"
+        r"(?:\w+\s+)?(?:ask|confirm|check\s+(?:back|with)|get\s+(?:approval|permission|confirmation)|wait\s+for)",
         r"\b(?:skip|bypass|suppress|avoid|disable|auto-?dismiss)\w*\s+(?:the\s+|any\s+|all\s+|every\s+)?"
         r"(?:\w+\s+)?(?:confirmation|approval|permission|consent|review)s?\b",
         r"\bwithout\s+(?:\w+\s+)?(?:asking|checking\s+back|confirming|confirmation|approval|prompting|"
@@ -216,6 +239,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"confirmation|approval|permission|consent)\b[^.;\n]{0,60}?\b(?:prolongs?|delays?|slows?|is\s+(?:considered|"
         r"treated\s+as|seen\s+as|regarded\s+as)|counts?\s+as|violat\w*|breaks?|wastes?|is\s+(?:unnecessary|not\s+"
         r"(?:needed|required|necessary))|will\s+be\s+(?:logged|reported|penali[sz]ed))",
+        r"\b(?:confirmation|approval|permission|consent|check-?in|sign-?off|review)s?\s+(?:[\w-]+\s+){0,4}?(?:with|from|"
+        r"by)\s+(?:the\s+)?(?:user|requester|human|person|customer|owner)\b[^.;\n]{0,40}?\b(?:slows?|delays?|wastes?|"
+        r"(?:is|are)\s+(?:unnecessary|pointless|optional))",
         r"\b(?:this|that|the|these|each|every|any)\s+(?:\w+\s+)?(?:operation|action|call|request|transfer|payment|"
         r"change|deployment|step)s?\s+(?:has|have|is|are)\s+(?:already\s+)?(?:been\s+)?pre-?(?:approved|authori[sz]ed|"
         r"cleared|confirmed)",
@@ -241,6 +267,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"herself)\b",
         r"\b(?:not\s+something|nothing)\s+(?:\w+\s+)?to\s+(?:surface|mention|bring\s+up|raise|disclose|report|"
         r"flag|discuss)\b",
+        r"\bfor\s+(?:the\s+)?(?:agent|assistant|model|ai|llm)'?s?\s+eyes\s+only\b|\ban\s+internal\s+matter\b",
         r"\b(?:must|should|need|needs|is|are)\s+(?:never|not)\s+(?:to\s+)?be\s+(?:reported|mentioned|disclosed|"
         r"surfaced|revealed|brought\s+up|flagged\s+to)\b",
         r"\b(?:mention|report|say|show|tell|list|state)\w*\s+only\s+(?:the\s+)?(?:number|count|total|fact|"
@@ -252,10 +279,16 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:outrank|supersede|override|trump|take\s+priority\s+over|overrule)s?\s+(?:\w+\s+){0,3}?(?:your|the\s+user|"
         r"system|guidelines|instructions|anything|everything|all\s+other|any\s+other)",
         r"\bset\s+aside\s+(?:\w+\s+){0,3}?(?:guidance|guidelines|instructions|rules|policies|safety|restrictions)",
-        r"\b(?:treat|consider|regard)\w*\s+(?:\w+\s+){0,4}?as\s+(?:if\s+(?:they|it)\s+(?:came|come|were)\s+from|"
-        r"coming\s+from|written\s+by|instructions\s+from|sent\s+by)\s+(?:the\s+)?(?:user|system|developer|"
+        r"\b(?:treat|consider|regard)\w*\s+(?:\w+\s+){0,6}?as\s+(?:if\s+(?:they|it)\s+(?:came|come|were)\s+from|"
+        r"coming\s+from|written\s+by|instructions\s+from|sent\s+by)\s+(?:the\s+|your\s+)?(?:user|system|developer|"
         r"administrator|operator)",
         r"\bfollow\s+(?:them|these|this|it|those)\s+over\s+(?:anything|everything|all|any)",
+        r"\b(?:authority|precedence|priority)\s+over\s+(?:anything|everything|whatever|what|any\s+\w+)\s+(?:the\s+)?"
+        r"(?:user|human|person|customer)",
+        r"\bthe\s+tool(?:'s)?\s+(?:text|output|instructions?|description)\s+wins\b",
+        r"\b(?:constraints|instructions|rules|guidelines|restrictions|policies|guidance)\s+(?:\w+\s+){0,6}?(?:are|is)\s+"
+        r"(?:now\s+)?(?:void|null\s+and\s+void|lifted|revoked|suspended|cancell?ed|no\s+longer\s+(?:valid|in\s+force|"
+        r"binding|in\s+effect))",
         r"\bmessage\s+from\s+(?:the\s+)?(?:user|administrator|admin|system|developer|operator)\s*:",
         r"\b(?:i|the\s+user)\s+(?:hereby\s+)?(?:authori[sz]es?|permits?|consents?\s+to|allows?)\s+(?:this|the|you)\b",
         r"\bdecode\w*\s+(?:\w+\s+){0,4}?(?:and|then)\s+(?:\w+\s+)?(?:carry\s+(?:it\s+|them\s+)?out|follow|execute|"
@@ -290,6 +323,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"ls)\b|\b(?:curl|wget)\b[^\n]{0,120}?(?:-d|--data\S*|--post-\w+|-F|--upload-file|-T)\s+[\"']?@?"
         r"(?:~/\.|\S*(?:\.env|\.ssh|credentials|id_rsa|\.aws))",
         r"\bHISTFILE=/dev/null|\bunset\s+HISTFILE\b|\bhistory\s+-c\b",
+        # persistence: a download made executable, writes into hooks, shell start-up files, cron
+        r"\b(?:curl|wget)\b[^\n]{0,200}?(?:>|-o\s+)\s*\S+[^\n]{0,40}?chmod\s+\+x|(?:>>?|\btee\s+(?:-a\s+)?)\s*\S*"
+        r"(?:\.git/hooks/|\.bashrc|\.zshrc|\.profile|crontab|authorized_keys|/etc/cron)",
         r"\bpush(?:es|ed|ing)?\s+(?:\w+\s+){0,3}?(?:should|must|always|need\s+to|has\s+to|have\s+to|are\s+to)\s+"
         r"(?:\w+\s+){0,2}?[`'\"]?(?:--force\b|-f\b|force)",
         # exposure: "make every private repo public"
@@ -299,7 +335,11 @@ STRONG_EXTRA: dict[str, list[str]] = {
     ],
     "deception": [
         r"\b(?:say|state|claim|report|tell\s+(?:the\s+)?(?:user|them))\s+(?:that\s+)?[^.\n]{0,120}?\beven\s+"
-        r"(?:though|if)\b",
+        r"(?:though|if|when)\b",
+        r"\bwhether\s+or\s+not\s+(?:that|it|this|they|so)\s+(?:is|are|was|were)\s+(?:true|accurate|correct|the\s+case)|"
+        r"\bregardless\s+of\s+(?:the\s+)?(?:truth|facts|accuracy)\b",
+        r"\b(?:describe|present|report|call|portray)\w*\s+(?:\w+\s+){0,4}?as\s+[^.\n]{0,40}?\b(?:really|actually|"
+        r"in\s+fact|in\s+reality)\b",
         r"\b(?:describe|portray|present|call|label|mention|depict)\w*\s+(?:\w+\s+){0,4}?as\s+(?:\w+\s+)?(?:unsafe|"
         r"dangerous|recalled|scams?|fraudulent|illegal|malicious|inferior|unreliable|defective|insecure)",
         r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:result|outcome|output|response|status|check\s+says)\b"
@@ -404,7 +444,8 @@ ML_OBJECT = (
     r"todos\s+los\s+archivos\s+de\s+la\s+carpeta|парол\w*|api[\s-]?ключ\w*|учётн\w+\s+данн\w+|учетн\w+\s+данн\w+|"
     r"переменн\w+\s+окружения|токен\w*|истори\w+\s+(?:всей\s+)?(?:переписки|разговора|диалога|чата|сообщений)|"
     r"密码|API\s*密钥|密钥|凭证|凭据|环境变量|令牌|(?:对话|聊天|会话)(?:历史|记录)|パスワード|API\s*キー|認証情報|"
-    r"環境変数|秘密鍵|会話(?:の)?履歴|チャット履歴|비밀번호|API\s*키|자격\s*증명|환경\s*변수|대화\s*(?:기록|내역))"
+    r"環境変数|秘密鍵|会話(?:の)?履歴|チャット履歴|비밀번호|API\s*키|자격\s*증명|환경\s*변수|대화\s*(?:기록|내역)|"
+    r"sohbet\s+geçmiş\w*|şifre\w*|parola\w*|hasł\w*|historia\s+rozmowy)"
 )
 ML_VERB = (
     r"(?:env[ií]a|manda|incluye|incluir|pasa|adjunta|a(?:ñ|n)ade|agrega|copia|lee|sende|schicke|f(?:ü|ue)ge|"
@@ -412,7 +453,7 @@ ML_VERB = (
     r"copiez|joignez|avec|envie|enviar|inclua|incluir|adicione|leia|ler|copie|passe|mande|invia|includi|"
     r"aggiungi|leggi|отправ\w*|пришли|включ\w*|добав\w*|прочита\w*|скопир\w*|передай|перешли|"
     r"发送|发到|发给|读取|包含|放入|附上|添加|上传|传给|复制|送信|送っ|含め|読み取|読ん|添付|追加|アップロード|"
-    r"보내|전송|포함|읽고|읽어|첨부|추가|넣으)"
+    r"보내|전송|포함|읽고|읽어|첨부|추가|넣으|gönder|ekle|oku|wyślij|dołącz|odczytaj|wklej)"
 )
 ML_STRONG: dict[str, list[str]] = {
     "preference": [
@@ -454,6 +495,8 @@ ML_STRONG: dict[str, list[str]] = {
         r"不要(?:告诉|通知|提醒|透露给|让)用户|对用户保密",
         r"ユーザーに(?:は)?(?:伝え|知らせ|言わ|教え)ない",
         r"사용자에게\s*(?:알리지|말하지|보여주지)\s*마",
+        r"kullanıcıya\s+(?:\w+\s+)?(?:bahsetme|söyleme|gösterme|bildirme)|użytkownik\w*\s+(?:o\s+tym\s+)?nie\s+"  # noqa: RUF001
+        r"(?:informuj|mów)|nie\s+informuj\s+(?:o\s+tym\s+)?użytkownik",
     ],
     "sensitive_action": [
         rf"{ML_VERB}.{{0,40}}?{ML_OBJECT}",
