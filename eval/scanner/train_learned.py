@@ -23,6 +23,18 @@ Results when the model was added (`--cv`, threshold at 1% of harmless tools out 
   10/580 -> 15/580 (limit 3%), dev harmless 0/520.
 Word-only features did worse on the dev-3 probe (+3 instead of +5); scoring parameter
 descriptions flagged 117 of Google Workspace's tools ("The user's Google email address").
+
+Retrained on 2026-11-23 with dev-5 (the former blind set), dev-6 and dev-7, with word-group
+features (`learned._CLASS_WORDS`, weight 3) and the parameter-description sentences that give an
+order (`learned.scored_sentences`), which get a threshold of their own at `--param-fp` (0.5%):
+- `--cv --exclude p7-` (317 items), at 1% of harmless tools: n-grams only 177/317; + word groups
+  180/317; + word groups and parameter sentences 179/317 (7/520 harmless with both thresholds).
+  At 2%: 192, 211 and 213. The groups help a little, not much.
+- Trained without dev-7 and scored on it beside the rules: 27/32 (parameter sentences scored)
+  against 29/32 without them, but the latter flagged 16/580 held-out harmless tools against 12,
+  so parameter sentences were kept. `--fp 0.02` gave 30/32 with 19/580.
+- Final model (all dev, 349 items): thresholds 0.843 and 0.766, 173/349 out of fold at 1%;
+  `run.py` dev 348/349, held-out 8/8, held-out harmless 11/580, dev harmless 0/520.
 """
 
 from __future__ import annotations
