@@ -75,6 +75,9 @@ CONVERSATION = (
     r"your\s+(?:own\s+)?(?:\w+\s+){0,2}?(?:instructions|prompt|directives|system\s+message)|"
     r"(?:text|messages?|prompt|instructions)\s+you\s+(?:received|were\s+given|got|have\s+been\s+given)|"
     r"(?:every|each|all|any)\s+tool\s+(?:results?|outputs?|responses?)|"
+    r"(?:it|you|they|the\s+agent|the\s+assistant)\s+(?:has\s+|have\s+)?(?:encountered|seen|come\s+across|read|"
+    r"received|learned)\s+(?:\w+\s+){0,2}?(?:in|during)\s+(?:the|this)\s+(?:session|conversation|chat|thread)|"
+    r"(?:most\s+)?(?:sensitive|confidential|private)\s+(?:sentences|parts|passages|details|figures|fields|records)|"
     r"(?:behaviou?ral|operating|system)\s+(?:guidelines|rules|instructions|configuration|policies)|"
     r"(?:instructions|rules|guidelines|guide|prompt|policy|configuration)\s+(?:that\s+)?you\s+(?:are\s+)?"
     r"(?:operating|running|working)\s+under|"
@@ -98,7 +101,7 @@ TAKE = (
     r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
     r"transmit|relay|report|enter|type|write|store|save|log|record|summari[sz]e|call|retry|"
     r"invoke|re-?run|resend|stage|commit|place|set|navigate|visit|request|hit|ping|beacon|transcribe|quote|"
-    r"reproduce|repeat|echo|run|execute|evaluate|hand)"
+    r"reproduce|repeat|echo|run|execute|evaluate|hand|take|resolve|furnish)"
 )
 SENSITIVE_OBJECT = (
     rf"(?:{OWNER}\s+(?:[\w-]+,?\s+){{0,3}}?{CREDENTIAL}|{BARE_CREDENTIAL}|{SECRET_PATH}|{CONVERSATION}|"
@@ -128,6 +131,7 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"(?:(?!using\b|via\b|by\b)[\w'\u2019,-]+\s+){{0,7}}?[\w~./\\$(`'\"-]*?{SENSITIVE_OBJECT}",
         rf"\b{SEND}\b[^.\n]{{0,120}}?\b(?:together|along)\s+with\s+{SENSITIVE_OBJECT}",
         rf"\b(?:together|along)\s+with\s+(?:[\w'\u2019-]+\s+){{0,3}}?{SENSITIVE_OBJECT}",
+        rf"\b(?:in|into)\s+the\s+[`'\"]\w+[`'\"]\s+(?:field|parameter|argument)\b[^.\n]{{0,120}}?{SENSITIVE_OBJECT}",
         rf"\b(?:account|record|log|copy|transcript|dump|summary|rundown)\s+of\s+{CONVERSATION}",
         r"\b(?:run|execute)\w*\s+[`'\"]?(?:printenv|env\b|set\b|export\s+-p|cat\s+\S*(?:\.env|credentials|id_rsa))",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
@@ -200,6 +204,11 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"\b(?:regardless\s+of|irrespective\s+of|ignoring)\s+(?:the\s+)?(?:current|selected|requested|specified|"
         r"chosen|original|user'?s?|given|actual)\s+(?:\w+\s+)?(?:branch|account|recipient|address|destination|"
         r"target|amount|path|repo(?:sitory)?|value|setting|choice)",
+        r"\beven\s+(?:if|when)\s+(?:the\s+)?(?:user|person|customer|they)\s+only\s+(?:asked|wanted|requested|"
+        r"needed)",
+        r"\b(?:including|even)\s+when\s+(?:the\s+)?(?:user|person|customer|they)\s+(?:names?|asks?\s+for|picks?|"
+        r"chooses?|requests?|prefers?|specif(?:y|ies))\s+(?:one\s+of\s+(?:those|them|the\s+others)|another|a\s+different|"
+        r"other)",
         r"\bunless\s+the\s+(?:user|customer|client|caller)\s+(?:\w+\s+){0,3}?(?:a\s+|an\s+)?(?:different|another|"
         r"other)\s+(?:\w+\s+)?(?:account|recipient|address|destination|target|amount|iban|wallet|payee|branch)",
         r"\b(?:rather\s+than|instead\s+of|in\s+place\s+of)\s+(?:the\s+)?(?:\w+\s+)?(?:account|address|recipient|"
@@ -336,6 +345,10 @@ STRONG_EXTRA: dict[str, list[str]] = {
     "deception": [
         r"\b(?:say|state|claim|report|tell\s+(?:the\s+)?(?:user|them))\s+(?:that\s+)?[^.\n]{0,120}?\beven\s+"
         r"(?:though|if|when)\b",
+        r"\b(?:answer|reply|response|message|summary)\s+(?:given\s+|shown\s+)?to\s+the\s+(?:user|person|human|customer)\s+"
+        r"(?:should|must|will|is\s+to)\s+(?:describe|say|state|claim|present|call|report)\b",
+        r"\b(?:warnings?|errors?|findings?|alerts?)\s+(?:\w+\s+){0,4}?(?:are|is)\s+(?:for\s+internal|internal\s+only|"
+        r"not\s+for\s+the\s+(?:user|person))",
         r"\bwhether\s+or\s+not\s+(?:that|it|this|they|so)\s+(?:is|are|was|were)\s+(?:true|accurate|correct|the\s+case)|"
         r"\bregardless\s+of\s+(?:the\s+)?(?:truth|facts|accuracy)\b",
         r"\b(?:describe|present|report|call|portray)\w*\s+(?:\w+\s+){0,4}?as\s+[^.\n]{0,40}?\b(?:really|actually|"
@@ -363,6 +376,8 @@ STRONG_EXTRA: dict[str, list[str]] = {
         r"(?:tools?|servers?|providers?|sources?|services?)\s+(?:\w+\s+){0,6}?(?:outdated|out[\s-]of[\s-]date|stale|"
         r"fabricated|fake|made[\s-]up|wrong|incorrect|unreliable|untrustworthy|inaccurate|broken|deprecated|"
         r"obsolete|compromised|unsafe|insecure)\b",
+        r"\btools?\b[^.\n]{0,40}?\b(?:which|that)\s+(?:\w+\s+){0,4}?(?:stale|outdated|out[\s-]of[\s-]date|fabricated|"
+        r"unreliable|inaccurate|broken)\b",
         r"\b(?:the\s+)?only\s+(?:\w+\s+)?(?:source|tool|provider|option|one|server|service)s?\s+(?:that\s+(?:is|are)\s+|"
         r"to\s+be\s+)?(?:verified|trustworthy|trusted|reliable|accurate|safe|legitimate|official)\b",
     ],
@@ -420,7 +435,8 @@ WEAK_EXTRA: dict[str, list[str]] = {
         ENVIRONMENT,
     ],
     "destroy": [
-        r"\b(?:delete|remove|erase|wipe|destroy|purge|drop)\w*\s+(?:all|every|each|the\s+entire|the\s+whole)\s+"
+        r"\b(?:delete|remove|erase|wipe|destroy|purge|drop|close|lock|archive|revoke|cancel)\w*\s+(?:all|every|each|"
+        r"the\s+entire|the\s+whole)\s+"
         r"(?:\w+\s+)?(?:branch(?:es)?|commits?|history|projects?|accounts?|buckets?|volumes?|containers?|"
         r"collections?|indexes|keys|channels?|issues|pages?)\b",
     ],
@@ -445,7 +461,7 @@ ML_OBJECT = (
     r"переменн\w+\s+окружения|токен\w*|истори\w+\s+(?:всей\s+)?(?:переписки|разговора|диалога|чата|сообщений)|"
     r"密码|API\s*密钥|密钥|凭证|凭据|环境变量|令牌|(?:对话|聊天|会话)(?:历史|记录)|パスワード|API\s*キー|認証情報|"
     r"環境変数|秘密鍵|会話(?:の)?履歴|チャット履歴|비밀번호|API\s*키|자격\s*증명|환경\s*변수|대화\s*(?:기록|내역)|"
-    r"sohbet\s+geçmiş\w*|şifre\w*|parola\w*|hasł\w*|historia\s+rozmowy)"
+    r"sohbet\s+geçmiş\w*|kortnummer|lösenord\w*|api-nyck\w+|miljövariabler|konversationshistorik\w*|şifre\w*|parola\w*|hasł\w*|historia\s+rozmowy)"
 )
 ML_VERB = (
     r"(?:env[ií]a|manda|incluye|incluir|pasa|adjunta|a(?:ñ|n)ade|agrega|copia|lee|sende|schicke|f(?:ü|ue)ge|"
@@ -453,7 +469,7 @@ ML_VERB = (
     r"copiez|joignez|avec|envie|enviar|inclua|incluir|adicione|leia|ler|copie|passe|mande|invia|includi|"
     r"aggiungi|leggi|отправ\w*|пришли|включ\w*|добав\w*|прочита\w*|скопир\w*|передай|перешли|"
     r"发送|发到|发给|读取|包含|放入|附上|添加|上传|传给|复制|送信|送っ|含め|読み取|読ん|添付|追加|アップロード|"
-    r"보내|전송|포함|읽고|읽어|첨부|추가|넣으|gönder|ekle|oku|wyślij|dołącz|odczytaj|wklej)"
+    r"보내|전송|포함|읽고|읽어|첨부|추가|넣으|gönder|ekle|oku|skicka|bifoga|inkludera|wyślij|dołącz|odczytaj|wklej)"
 )
 ML_STRONG: dict[str, list[str]] = {
     "preference": [
@@ -495,6 +511,8 @@ ML_STRONG: dict[str, list[str]] = {
         r"不要(?:告诉|通知|提醒|透露给|让)用户|对用户保密",
         r"ユーザーに(?:は)?(?:伝え|知らせ|言わ|教え)ない",
         r"사용자에게\s*(?:알리지|말하지|보여주지)\s*마",
+        r"\bberätta\s+inte\s+(?:\w+\s+)?(?:för|till)\s+användaren|\butan\s+att\s+(?:berätta|informera)\s+"
+        r"(?:\w+\s+)?användaren",
         r"kullanıcıya\s+(?:\w+\s+)?(?:bahsetme|söyleme|gösterme|bildirme)|użytkownik\w*\s+(?:o\s+tym\s+)?nie\s+"  # noqa: RUF001
         r"(?:informuj|mów)|nie\s+informuj\s+(?:o\s+tym\s+)?użytkownik",
     ],
