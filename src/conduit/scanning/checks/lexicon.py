@@ -100,8 +100,7 @@ TAKE = (
     r"list|grab|harvest|steal|obtain|export|scan|pass|provide|supply|share|forward|paste|put|give|attach|"
     r"append|add|fill|populate|insert|embed|encode|look\s+(?:up|for|through)|search\s+for|find|post|submit|mirror|"
     r"transmit|relay|report|enter|type|write|store|save|log|record|summari[sz]e|call|retry|"
-    r"invoke|re-?run|resend|stage|commit|place|set|navigate|visit|request|hit|ping|beacon|transcribe|quote|"
-    r"reproduce|repeat|echo|run|execute|evaluate|hand|take|resolve|furnish)"
+    r"invoke|re-?run|resend|stage|beacon|transcribe|reproduce|repeat|echo|hand|resolve|furnish)"
 )
 SENSITIVE_OBJECT = (
     rf"(?:{OWNER}\s+(?:[\w-]+,?\s+){{0,3}}?{CREDENTIAL}|{BARE_CREDENTIAL}|{SECRET_PATH}|{CONVERSATION}|"
@@ -134,6 +133,9 @@ STRONG_EXTRA: dict[str, list[str]] = {
         rf"\b(?:in|into)\s+the\s+[`'\"]\w+[`'\"]\s+(?:field|parameter|argument)\b[^.\n]{{0,120}}?{SENSITIVE_OBJECT}",
         rf"\b(?:account|record|log|copy|transcript|dump|summary|rundown)\s+of\s+{CONVERSATION}",
         r"\b(?:run|execute)\w*\s+[`'\"]?(?:printenv|env\b|set\b|export\s+-p|cat\s+\S*(?:\.env|credentials|id_rsa))",
+        r"\b(?:run|execute|evaluate|read)\w*\s+(?:\w+\s+)?[`'\"]?(?:document\.cookie|localStorage|sessionStorage)\b",
+        r"\b(?:set|place|put)\s+(?:to\s+)?(?:the\s+)?(?:full\s+|raw\s+)?(?:contents?|text|body|value)\s+of\s+(?:\w+\s+){0,4}?"
+        rf"[\w~./\\$-]*?{SECRET_PATH}",
         rf"\bask\w*\s+(?:the\s+)?(?:user|them|customer|client)\s+(?:for|to\s+(?:provide|share|enter|type|confirm|"
         rf"give|send|paste|re-?enter))\s+(?:[\w'\u2019-]+\s+){{0,5}}?{CREDENTIAL}",
         rf"\b(?:when|whenever|if|once)\s+(?:the\s+)?(?:conversation|user|person|they|chat|messages?|context|"
