@@ -9,7 +9,7 @@ name the parts an attack is made of, so that new wordings of the same intent sti
 - how the model is steered: imperatives to the assistant, scope over every call or other tools,
   conditional triggers, consent bypass, secrecy towards the user;
 - and the same intents in Spanish, German, French, Italian, Portuguese, Russian, Chinese,
-  Japanese and Korean, some in Polish and Turkish (a compact lexicon, not a translation of every
+  Japanese and Korean, some in Polish, Turkish and Swedish (a compact lexicon, not a translation of every
   English pattern).
 
 `injection` adds these to its signal kinds; each entry says which kind it feeds.
