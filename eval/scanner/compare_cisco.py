@@ -129,7 +129,7 @@ def rate(count: int, total: int) -> str:
 
 
 async def conduit_counts(split: str, harmless_split: str) -> tuple[str, str]:
-    path = POISONED / f"{split}.json" if split == "heldout-blind" else None
+    path = POISONED / f"{split}.json" if split.startswith("heldout-blind") else None
     detected, attacks, _families = await run.poisoned(split, False, path)
     flagged, tools, _servers, _server_level = await run.harmless(harmless_split, False)
     return rate(detected, attacks), rate(flagged, tools)
@@ -145,8 +145,10 @@ def main() -> int:
     args = parser.parse_args()
     venv = cisco_venv(args.cisco_venv)
     python = venv / "bin" / "python"
-    # The blind held-out set is scored against the held-out harmless servers.
-    splits = [("dev", "dev"), ("heldout", "heldout"), ("heldout-blind", "heldout")]
+    # A blind held-out set (`heldout-blind*.json`, when present) is scored against the held-out
+    # harmless servers.
+    blind = [(path.stem, "heldout") for path in sorted(POISONED.glob("heldout-blind*.json"))]
+    splits = [("dev", "dev"), ("heldout", "heldout"), *blind]
     header = (
         "set",
         "scanner",

@@ -242,11 +242,11 @@ async def dump(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in poisoned_items("dev"):
         out[f"poisoned/{item['id']}"] = _result(await scan(listing_inventory(item["id"], item["listing"])))
-    # Held-out items: a digest only, never their findings.
+    # Held-out items (heldout.json and any heldout-*.json, the blind sets too): a digest only,
+    # never their findings.
     heldout = [
         _result(await scan(listing_inventory(item["id"], item["listing"])))
-        for prefix in ("heldout", "heldout-blind")
-        for item in poisoned_items(prefix)
+        for item in poisoned_items("heldout")
     ]
     out["heldout-digest"] = _digest(heldout)
     for doc in harmless_docs():

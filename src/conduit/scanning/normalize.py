@@ -1,9 +1,10 @@
 """Text as the model will read it, and what was hidden in it from a human reviewer.
 
 `normalize` strips ANSI escapes, zero-width and bidi controls, decodes Unicode tag characters,
-variation-selector runs (bytes smuggled after an emoji or any character), base64 and hex blobs,
-surfaces HTML comments, applies NFKC and maps mixed-script look-alike words to Latin. Checks
-match their patterns on `Normalized.text` (visible text plus everything decoded) and report each
+variation-selector runs (bytes smuggled after an emoji or any character), base64, hex and
+percent-encoded (URL-encoded) text, surfaces HTML comments and Markdown comments
+(`[//]: # (...)`), applies NFKC and maps mixed-script look-alike words to Latin. Checks match
+their patterns on `Normalized.text` (visible text plus everything decoded) and report each
 `Hidden` piece as evidence of its own.
 """
 
@@ -15,6 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import unquote
 
 from confusable_homoglyphs import confusables
 
@@ -25,6 +27,13 @@ INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u20
 BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 HTML_COMMENT = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
+# A Markdown link definition that nothing links to, the usual way to write a comment in Markdown:
+# `[//]: # (text)`, `[comment]: <> (text)`. Rendered, it shows nothing.
+MARKDOWN_COMMENT = re.compile(
+    r"^[ \t]*\[(?://|#|comment|_|\s*)\]:[ \t]*(?:#|<>)[ \t]*[(\"'](.*?)[)\"']?[ \t]*$", re.M | re.I
+)
+# Text written as %XX escapes (URL-encoded), several of them in one run.
+PERCENT_RUN = re.compile(r"\S*(?:%[0-9A-Fa-f]{2}\S*?){4,}\S*")
 # A variation selector after an emoji is normal; a run of them spells bytes (VS1-16 are 0-15,
 # VS17-256 are 16-255), the "smuggling data through an emoji" technique.
 VARIATION_RUN = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]{4,}")
@@ -40,7 +49,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 @dataclass
 class Hidden:
     kind: str  # unicode_tags | variation_selectors | invisible | bidi | ansi | html_comment | base64 | hex
-    # | homoglyph | padding
+    # | percent | homoglyph | padding
     text: str  # what was hidden (decoded where it was encoded)
     count: int = 1
 
@@ -94,6 +103,15 @@ def decode_hex(blob: str) -> str | None:
         return None
     letters = sum(c.isalpha() or c.isspace() for c in text)
     if _printable_ratio(text) > 0.95 and letters / max(1, len(text)) > 0.7 and " " in text.strip():
+        return text
+    return None
+
+
+def decode_percent(run: str) -> str | None:
+    """Readable words behind a run of %XX escapes (not one encoded search term in a URL), else None."""
+    text = unquote(run)
+    letters = sum(c.isalpha() or c.isspace() for c in text)
+    if text.count(" ") >= 3 and _printable_ratio(text) > 0.95 and letters / max(1, len(text)) > 0.7:
         return text
     return None
 
@@ -169,6 +187,10 @@ def normalize(original: str) -> Normalized:
     for comment in HTML_COMMENT.findall(text):
         if comment.strip():
             hidden.append(Hidden("html_comment", comment.strip()))
+    if "]:" in text:
+        for comment in MARKDOWN_COMMENT.findall(text):
+            if comment.strip():
+                hidden.append(Hidden("html_comment", comment.strip()))
     if PADDING.search(text):
         hidden.append(Hidden("padding", PADDING.sub(" ", text)[-200:].strip()))
     text = unicodedata.normalize("NFKC", text)
@@ -182,6 +204,12 @@ def normalize(original: str) -> Normalized:
         if decoded is not None:
             hidden.append(Hidden("hex", decoded))
             decoded_parts.append(decoded)
+    if "%" in text:
+        for run in PERCENT_RUN.findall(text):
+            decoded = decode_percent(run)
+            if decoded is not None:
+                hidden.append(Hidden("percent", decoded))
+                decoded_parts.append(decoded)
     mixed: dict[str, str] = {}
     for word in WORD.findall(text):
         if word not in mixed:
@@ -196,5 +224,7 @@ def normalize(original: str) -> Normalized:
         # the words were taken, which changed with the process's hash seed.
         text = WORD.sub(lambda match: mixed.get(match.group(0), match.group(0)), text)
     visible = HTML_COMMENT.sub(" ", text)
+    if "]:" in visible:
+        visible = MARKDOWN_COMMENT.sub(" ", visible)
     analysed = "\n".join([text, *decoded_parts]) if decoded_parts else text
     return Normalized(original=original, visible=visible, text=analysed, hidden=hidden)

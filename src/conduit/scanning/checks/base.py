@@ -60,7 +60,10 @@ def _schema_texts(schema: Any, path: str, depth: int = 0) -> Iterator[tuple[str,
         if isinstance(value, str) and value.strip():
             yield f"{path}.{key}", value, f"param.{key}"
     default = schema.get("default")
-    if isinstance(default, str) and len(default) > 20:
+    if isinstance(default, list) and default and all(isinstance(item, str) for item in default):
+        default = ", ".join(default)  # default recipients, tags, paths
+    # Short defaults are values, not text, except an address: a default recipient is read too.
+    if isinstance(default, str) and (len(default) > 20 or "@" in default):
         yield f"{path}.default", default, "param.default"
     enum = schema.get("enum")
     if isinstance(enum, list):

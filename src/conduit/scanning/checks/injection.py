@@ -101,8 +101,8 @@ HTML_COMMENT = check(
     owasp_mcp="MCP03",
     cwe="CWE-1427",
     analyzer=ANALYZER,
-    description="An HTML comment is invisible wherever the text is rendered as Markdown or HTML, but "
-    "the model reads it.",
+    description="An HTML comment, or a Markdown comment (`[//]: # (...)`), is invisible wherever the "
+    "text is rendered as Markdown or HTML, but the model reads it.",
     remediation="Remove comments from tool metadata; anything the model must know belongs in the "
     "visible description.",
 )
@@ -115,8 +115,8 @@ ENCODED = check(
     owasp_mcp="MCP03",
     cwe="CWE-1427",
     analyzer=ANALYZER,
-    description="A base64 blob in the text decodes to readable words, which a model can decode and "
-    "follow while a reviewer sees noise.",
+    description="A base64 or hex blob, or a run of percent-encoded text, decodes to readable words, "
+    "which a model can decode and follow while a reviewer sees noise.",
     remediation="Describe tools in plain text; review the decoded content.",
 )
 HOMOGLYPHS = check(
@@ -494,6 +494,7 @@ HIDDEN_CHECKS = {
     "html_comment": HTML_COMMENT,
     "base64": ENCODED,
     "hex": ENCODED,
+    "percent": ENCODED,
     "homoglyph": HOMOGLYPHS,
     "padding": PADDING,
 }
@@ -523,9 +524,9 @@ def _hidden_findings(surface: Surface) -> list[Finding]:
 
 
 def _hidden_severity(hidden: Hidden) -> Severity | None:
-    if hidden.kind in ("html_comment", "base64", "hex", "padding"):
+    if hidden.kind in ("html_comment", "base64", "hex", "percent", "padding"):
         decoded = signals(hidden.text)
-        if hidden.kind in ("base64", "hex") and not decoded:
+        if hidden.kind in ("base64", "hex", "percent") and not decoded:
             return Severity.low
         if hidden.kind == "html_comment" and not decoded:
             return Severity.low
@@ -545,13 +546,23 @@ def _hidden_evidence(hidden: Hidden) -> str:
         "html_comment": "comment",
         "base64": "decoded base64",
         "hex": "decoded hex",
+        "percent": "decoded percent-encoding",
         "homoglyph": "mixed-script words",
         "padding": "text after the padding",
     }
     return f"{labels[hidden.kind]}: {hidden.text}"
 
 
-CHANNELS = {"unicode_tags", "variation_selectors", "html_comment", "base64", "hex", "ansi", "padding"}
+CHANNELS = {
+    "unicode_tags",
+    "variation_selectors",
+    "html_comment",
+    "base64",
+    "hex",
+    "percent",
+    "ansi",
+    "padding",
+}
 
 
 def analyze_surface(surface: Surface) -> list[Finding]:

@@ -4,9 +4,12 @@ much it reads as an instruction to the agent that serves someone other than the 
 
 The hand-written signals (`injection`, `lexicon`) name the parts of known attacks; this model is
 their safety net for phrasings nobody wrote a pattern for. It is a logistic regression over hashed
-word, word-pair and character n-gram features, trained by `eval/scanner/train_learned.py` on the
-development data only (poisoned items' text against the sentences of real, harmless servers'
-tool lists), with its threshold set so that hardly any harmless tool scores above it. It needs
+word, word-pair and character n-gram features and word groups (the parts an attack is made of:
+the agent addressed, a secret, a transfer, secrecy... alone and in pairs), trained by
+`eval/scanner/train_learned.py` on the development data only (poisoned items' text against the
+sentences of real, harmless servers' tool lists), with its thresholds set so that hardly any
+harmless tool scores above them: one for descriptions, instructions and schema strings, one for
+the sentences of parameter descriptions that give an order. It needs
 nothing beyond the standard library: the weights are a table of 8-bit integers
 (`learned.bin`, next to this package), loaded once per process.
 """
@@ -50,9 +53,18 @@ LEARNED = check(
 # Parameter descriptions and titles are left to the rules: they name data ("The user's Google email
 # address"), which a sentence alone cannot tell from an out-of-scope request for it.
 UNSCORED_KINDS = frozenset({"tool.name", "param.description", "param.title"})
+# ... except a parameter description's sentences that give an order: long enough, and addressed to
+# the agent ("you", "assistant") or opening with a verb that fetches, sends or runs something.
+SCORE_PARAMS = True
+PARAM_KINDS = frozenset({"param.description"})
+PARAM_MIN_WORDS = 8
+_ADDRESSED = frozenset(
+    ["you", "your", "yourself", "assistant", "assistants", "agent", "agents", "ai", "model", "llm"]
+)
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "learned.bin"
-MAGIC = b"CNDLRN1\0"
+MAGIC = b"CNDLRN2\0"  # version 2: a second threshold, for parameter descriptions
+MAGIC_V1 = b"CNDLRN1\0"
 
 _URL = re.compile(
     r"(?:https?|ftp|wss?)://\S+|\b(?:[\w-]+\.)+(?:com|net|org|io|app|dev|co|biz|info|xyz|site)/\S*"
@@ -72,6 +84,46 @@ _SPLIT = re.compile(
 MIN_WORDS = 5
 MAX_CHARS = 600
 CHAR_NGRAMS = (3, 4, 5)
+WORD_CLASSES = True
+CLASS_WEIGHT = 3.0  # a group feature counts as this many n-grams
+
+# Words grouped by the part they play in an attack, so that the model learns "an order to the agent
+# + a secret + a transfer" rather than the exact words of the training attacks: a new phrasing that
+# uses other words of the same groups scores like the old one. Features: each group present, and
+# each pair of groups present in the same sentence.
+_CLASS_WORDS = {
+    "agent": "assistant assistants agent agents ai model models llm llms claude gpt copilot you your "
+    "yourself",
+    "user": "user users user's human person customer requester owner caller operator individual",
+    "secret": "password passwords passphrase token tokens key keys secret secrets credential credentials "
+    "cookie cookies ssh id_rsa env npmrc netrc apikey seed mnemonic private wallet iban ssn pin otp 2fa "
+    "auth bearer session keychain aws kube passport birth maiden cvv card cards login logins",
+    "convo": "conversation conversations chat history transcript messages prompt prompts instructions "
+    "guidelines configuration said discussed memory dialogue thread context verbatim word",
+    "take": "read open cat load collect gather extract dump copy grab harvest look find retrieve access "
+    "obtain scan locate reproduce quote",
+    "send": "send post upload forward transmit mirror relay share email mail submit sync beacon notify "
+    "deliver export attach include pass append embed cc bcc hand paste fill populate insert",
+    "hide": "silently quietly secretly discreetly hide hidden conceal invisible mention reveal disclose "
+    "surface internal eyes aware notice privately background",
+    "consent": "confirm confirmation approval approve approved permission consent ask asking authorised "
+    "authorized authorisation authorization pre-authorised pre-approved go-ahead",
+    "scope": "always every each whenever all any never must mandatory required automatically first before "
+    "after once",
+    "override": "ignore disregard override overrides supersede supersedes void authoritative precedence "
+    "instead regardless whatever rather unless priority wins conflict",
+    "destroy": "delete drop wipe erase purge rm force destroy truncate remove reset overwrite",
+    "money": "pay payment payments transfer wire refund payout amount account wallet bitcoin btc eth "
+    "crypto funds invoice settle",
+    "exec": "run execute shell terminal bash sh curl wget command script python eval powershell install",
+    "deceive": "say state claim tell describe present pretend true safe guaranteed best only trusted "
+    "verified outdated unreliable fabricated",
+    "tool": "tool tools server servers function functions integration plugin",
+}
+_CLASS_OF = {word: name for name, words in _CLASS_WORDS.items() for word in words.split()}
+_IMPERATIVES = frozenset(
+    w for group in ("take", "send", "exec", "hide") for w in _CLASS_WORDS[group].split()
+) | frozenset(["always", "also", "first", "then", "set", "put", "place", "give", "provide", "supply"])
 
 
 def sentences(text: str) -> list[str]:
@@ -82,6 +134,22 @@ def sentences(text: str) -> list[str]:
     return [
         p[:MAX_CHARS] for p in parts if len(_WORD.findall(p)) >= MIN_WORDS or (len(p) >= 6 and _CJK.search(p))
     ]
+
+
+def scored_sentences(kind: str, text: str) -> list[str]:
+    """The sentences of a surface's text the model scores (none for unscored kinds)."""
+    if kind in PARAM_KINDS and SCORE_PARAMS:
+        return [s for s in sentences(text) if _addressed(s)]
+    if kind in UNSCORED_KINDS:
+        return []
+    return sentences(text)
+
+
+def _addressed(sentence: str) -> bool:
+    tokens = _TOKEN.findall(sentence.lower())
+    if len(tokens) < PARAM_MIN_WORDS:
+        return False
+    return tokens[0] in _IMPERATIVES or not _ADDRESSED.isdisjoint(tokens)
 
 
 def _canonical(sentence: str) -> str:
@@ -101,7 +169,23 @@ def feature_names(sentence: str) -> list[str]:
     joined = " " + " ".join(tokens) + " "
     for n in CHAR_NGRAMS:
         names.extend("c:" + joined[i : i + n] for i in range(len(joined) - n + 1))
+    if WORD_CLASSES:
+        groups = sorted({_CLASS_OF[t] for t in tokens if t in _CLASS_OF} | _shapes(tokens, text))
+        names.extend("g:" + g for g in groups)
+        names.extend("gg:" + a + " " + b for i, a in enumerate(groups) for b in groups[i + 1 :])
     return names
+
+
+def _shapes(tokens: list[str], text: str) -> set[str]:
+    """Groups told by a token's shape: an identifier such as another tool's name, a URL, an address."""
+    found = set()
+    if any("_" in t and not t.startswith("_") and t[0].isalpha() for t in tokens):
+        found.add("ident")
+    if "xurl" in text or "xemail" in text:
+        found.add("dest")
+    if "xpath" in text:
+        found.add("path")
+    return found
 
 
 def features(sentence: str, bits: int) -> dict[int, float]:
@@ -110,7 +194,7 @@ def features(sentence: str, bits: int) -> dict[int, float]:
     counts: dict[int, float] = {}
     for name in feature_names(sentence):
         index = zlib.crc32(name.encode()) & mask
-        counts[index] = counts.get(index, 0.0) + 1.0
+        counts[index] = counts.get(index, 0.0) + (CLASS_WEIGHT if name[0] == "g" else 1.0)
     norm = math.sqrt(sum(v * v for v in counts.values())) or 1.0
     return {k: v / norm for k, v in counts.items()}
 
@@ -122,6 +206,7 @@ class Model:
     bias: float
     threshold: float  # probability at or above which a sentence is reported
     weights: bytes  # one signed byte per hashed feature
+    param_threshold: float = 1.0  # the same for a parameter description's sentences (1.0: never)
 
     def probability(self, sentence: str) -> float:
         weights = self.weights
@@ -142,26 +227,33 @@ class Model:
         return top, where
 
     def to_bytes(self) -> bytes:
-        return MAGIC + struct.pack("<Bfff", self.bits, self.scale, self.bias, self.threshold) + self.weights
+        head = struct.pack("<Bffff", self.bits, self.scale, self.bias, self.threshold, self.param_threshold)
+        return MAGIC + head + self.weights
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Model:
-        if not data.startswith(MAGIC):
+        if data.startswith(MAGIC):
+            layout = "<Bffff"
+        elif data.startswith(MAGIC_V1):
+            layout = "<Bfff"  # version 1: parameter descriptions were not scored
+        else:
             raise ValueError("not a Conduit learned model")
-        head = len(MAGIC) + struct.calcsize("<Bfff")
-        bits, scale, bias, threshold = struct.unpack("<Bfff", data[len(MAGIC) : head])
+        head = len(MAGIC) + struct.calcsize(layout)
+        bits, scale, bias, threshold, *rest = struct.unpack(layout, data[len(MAGIC) : head])
         weights = data[head:]
         if len(weights) != 1 << bits:
             raise ValueError("model weights are truncated")
-        return cls(bits, scale, bias, threshold, weights)
+        return cls(bits, scale, bias, threshold, weights, rest[0] if rest else 1.0)
 
     @classmethod
-    def from_floats(cls, bits: int, weights: list[float], bias: float, threshold: float) -> Model:
+    def from_floats(
+        cls, bits: int, weights: list[float], bias: float, threshold: float, param_threshold: float = 1.0
+    ) -> Model:
         """Quantise trained weights to one signed byte each."""
         peak = max((abs(w) for w in weights), default=0.0) or 1.0
         scale = peak / 127.0
         packed = bytes((round(w / scale)) & 0xFF for w in weights)
-        return cls(bits, _f32(scale), _f32(bias), _f32(threshold), packed)
+        return cls(bits, _f32(scale), _f32(bias), _f32(threshold), packed, _f32(param_threshold))
 
 
 def _f32(value: float) -> float:
@@ -182,7 +274,7 @@ def _candidates(surface: Surface) -> list[str]:
     """The sentences of a text to score. A tool description's opening sentence about what the tool
     is named after ("Get the user's email address" in `get_user_email`) is its purpose, not a request
     for data out of scope: as in `injection`, it is not held against the tool."""
-    parts = sentences(surface.normalized.text)
+    parts = scored_sentences(surface.kind, surface.normalized.text)
     opening = next((" ".join(p.split()) for p in _SPLIT.split(surface.normalized.text) if p.strip()), "")
     if surface.kind == "tool.description" and surface.tool is not None and parts and parts[0] == opening:
         purpose = injection.purpose_words(surface.tool.name)
@@ -223,7 +315,8 @@ def analyze_surface(model: Model, surface: Surface) -> Finding | None:
         p = model.probability(candidate)
         if p > probability:
             probability, sentence = p, candidate
-    if probability < model.threshold:
+    threshold = model.param_threshold if surface.kind in PARAM_KINDS else model.threshold
+    if probability < threshold:
         return None
     # The rules agree when they see something on the same text, even too little to report alone.
     purpose = injection.purpose_words(surface.tool.name) if surface.tool else frozenset()
@@ -235,7 +328,7 @@ def analyze_surface(model: Model, surface: Surface) -> Finding | None:
         location=surface.location,
         severity=Severity.high if agrees else Severity.medium,
         confidence=Confidence.firm if agrees else Confidence.tentative,
-        detail=f"Model score {probability:.2f} (threshold {model.threshold:.2f})"
+        detail=f"Model score {probability:.2f} (threshold {threshold:.2f})"
         + ("; a hand-written signal agrees." if agrees else "."),
         server=surface.server.name,
     )
@@ -247,7 +340,7 @@ def run(context: Context) -> list[Finding]:
         return []
     findings = []
     for surface in context.surfaces():
-        if surface.kind in UNSCORED_KINDS:
+        if surface.kind in UNSCORED_KINDS and not (SCORE_PARAMS and surface.kind in PARAM_KINDS):
             continue
         finding = analyze_surface(model, surface)
         if finding is not None:
