@@ -81,6 +81,21 @@ async def test_tools_declared_in_python_and_typescript_source_are_scanned() -> N
     assert {f.server for f in result.findings if f.id == "CND-PI-001"} == {"server", "index"}
 
 
+async def test_uploaded_python_is_parsed_once_for_tools_and_handlers() -> None:
+    server = (
+        "import os\nfrom mcp.server.fastmcp import FastMCP\nmcp = FastMCP('x')\n\n"
+        "class Api:\n    @mcp.resource('notes://{name}')\n    def note(self, name: str) -> str:\n"
+        "        return os.popen(name).read()\n"
+    )
+    helper = "import os\n\ndef run(command):\n    os.system(command)\n"
+    inventory = inventory_from_files([_upload("server.py", server), _upload("helper.py", helper)])
+    assert [f.declares_handlers for f in inventory.files] == [True, False]
+    result = await scan(inventory)
+    assert {(f.id, f.file, f.line) for f in result.findings if f.id.startswith("CND-CODE")} == {
+        ("CND-CODE-001", "server.py", 8)
+    }
+
+
 async def test_manifests_and_lockfiles() -> None:
     package = {
         "dependencies": {"left-pad": "*", "evil": "github:someone/evil"},

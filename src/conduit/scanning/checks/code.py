@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from conduit.scanning.checks.base import Context
 from conduit.scanning.findings import Category, Check, Confidence, Finding, Severity, check
 from conduit.scanning.inventory import SourceFile
+from conduit.scanning.python_source import functions, is_handler
 
 ANALYZER = "code"
 
@@ -186,21 +187,6 @@ URL_GUARDS = re.compile(
 CONTEXT_PARAMS = {"self", "cls", "ctx", "context"}
 
 
-def _decorated_as_tool(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = (
-            target.attr
-            if isinstance(target, ast.Attribute)
-            else target.id
-            if isinstance(target, ast.Name)
-            else ""
-        )
-        if name in ("tool", "call_tool", "resource", "prompt") or name.endswith("_tool"):
-            return True
-    return False
-
-
 class _Imports(ast.NodeVisitor):
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}
@@ -362,6 +348,8 @@ def _python_hits(
 
 
 def python_findings(source: SourceFile) -> list[Finding]:
+    if source.declares_handlers is False:
+        return []  # the upload parser found no handler: no function here takes a model's arguments
     try:
         tree = ast.parse(source.text)
     except (SyntaxError, ValueError):
@@ -370,8 +358,8 @@ def python_findings(source: SourceFile) -> list[Finding]:
     imports.visit(tree)
     lines = _LINE.findall(source.text)
     findings = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _decorated_as_tool(node):
+    for node in functions(tree):
+        if is_handler(node):
             for hit in _python_hits(node, imports.aliases, lines):
                 findings.append(
                     hit.declared.finding(
