@@ -215,10 +215,10 @@ def helper(cmd):
 @pytest.mark.parametrize(
     "text",
     [
-        'API_KEY = "sk4Hq93kLm2x" and db_password: "Zx81-qPw9aaT"',
-        '-2fa_secretoken="abcdefgh1234"',  # words overlap; the name starts after "-2"
-        'x_api_\u212aey = "abcdefgh1234"',  # a Kelvin sign, which IGNORECASE reads as k
-        'my_token = "short" then my_token_b := "abcdefghi" "tail_secret="abcdefghij"',
+        'API_KEY = "abab-abab-12" and db_password: "abab-abab-21"',
+        '-2fa_secretoken="abababab1212"',  # words overlap; the name starts after "-2"
+        'x_api_\u212aey = "abababab1212"',  # a Kelvin sign, which IGNORECASE reads as k
+        'my_token = "short" then my_token_b := "ababababa" "tail_secret="ababababab"',
         "a" * 300 + "_token=" + "'" + "b" * 20 + "'",
         'token = "abcdefghij"',  # the rule wants a character before the word: no match
     ],
