@@ -22,7 +22,7 @@ from conduit.scanning.inventory import (
     ServerInventory,
     SourceFile,
 )
-from conduit.scanning.python_source import decorator_name, functions, is_handler
+from conduit.scanning.python_source import decorator_name, functions, is_handler, parse
 
 ACCEPTED_SUFFIXES = {".json", ".yaml", ".yml", ".txt", ".py", ".js", ".ts", ".toml", ".mjs", ".cjs", ".lock"}
 LOCKFILES = {
@@ -290,7 +290,7 @@ def _tool_dump(inventory: Inventory, name: str, document: Any) -> bool:
 
 
 def _python_tools(inventory: Inventory, source: SourceFile) -> None:
-    defined = list(functions(ast.parse(source.text)))
+    defined = list(functions(parse(source.text)))
     source.declares_handlers = any(is_handler(node) for node in defined)
     tools: list[dict[str, Any]] = []
     for node in defined:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from conduit.scanning.checks.base import Context
 from conduit.scanning.findings import Category, Check, Confidence, Finding, Severity, check
 from conduit.scanning.inventory import SourceFile
-from conduit.scanning.python_source import functions, is_handler
+from conduit.scanning.python_source import functions, is_handler, parse
 
 ANALYZER = "code"
 
@@ -351,7 +351,7 @@ def python_findings(source: SourceFile) -> list[Finding]:
     if source.declares_handlers is False:
         return []  # the upload parser found no handler: no function here takes a model's arguments
     try:
-        tree = ast.parse(source.text)
+        tree = parse(source.text)
     except (SyntaxError, ValueError):
         return []
     imports = _Imports()
