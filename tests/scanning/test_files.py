@@ -114,6 +114,13 @@ async def test_manifests_and_lockfiles() -> None:
     assert not any(loc == "requirements.txt:1" for _id, loc in found)
 
 
+async def test_python_too_deep_to_parse_makes_a_partial_scan() -> None:
+    inventory = inventory_from_files([_upload("deep.py", "x = " + "1 + " * 100_000 + "1\n")])
+    result = await scan(inventory)
+    assert result.partial
+    assert result.errors == ["deep.py: could not parse (RecursionError)"]
+
+
 def test_executables_are_rejected_and_broken_files_make_a_partial_scan() -> None:
     with pytest.raises(UnsupportedFile):
         inventory_from_files([UploadedFile("install.sh", b"echo hi")])

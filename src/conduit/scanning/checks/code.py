@@ -352,7 +352,7 @@ def python_findings(source: SourceFile) -> list[Finding]:
         return []  # the upload parser found no handler: no function here takes a model's arguments
     try:
         tree = parse(source.text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):  # as the upload parser: the scan goes on
         return []
     imports = _Imports()
     imports.visit(tree)
