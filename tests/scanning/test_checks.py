@@ -1,5 +1,9 @@
 """Each check family on small inventories: what a user would see in the findings."""
 
+import pytest
+
+from conduit.scanning.checks.prefilter import fold
+from conduit.scanning.checks.secrets import ASSIGNMENT, assignments
 from conduit.scanning.engine import scan
 from conduit.scanning.findings import REGISTRY, Severity
 from conduit.scanning.inventory import Inventory, LaunchCommand, RemoteEndpoint, ServerInventory, SourceFile
@@ -206,6 +210,22 @@ def helper(cmd):
     assert ("CND-CODE-004", 17) in by_line
     assert ("CND-CODE-005", 21) in by_line
     assert not any(line in (25, 28) for _id, line in by_line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'API_KEY = "abab-abab-12" and db_password: "abab-abab-21"',
+        '-2fa_secretoken="abababab1212"',  # words overlap; the name starts after "-2"
+        'x_api_\u212aey = "abababab1212"',  # a Kelvin sign, which IGNORECASE reads as k
+        'my_token = "short" then my_token_b := "ababababa" "tail_secret="ababababab"',
+        "a" * 300 + "_token=" + "'" + "b" * 20 + "'",
+        'token = "abcdefghij"',  # the rule wants a character before the word: no match
+    ],
+)
+def test_assignments_are_found_as_the_regex_finds_them(text: str) -> None:
+    expected = [m.span() for m in ASSIGNMENT.finditer(text)]
+    assert [m.span() for m in assignments(text, fold(text))] == expected
 
 
 def test_every_check_is_documented() -> None:

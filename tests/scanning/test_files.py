@@ -81,6 +81,21 @@ async def test_tools_declared_in_python_and_typescript_source_are_scanned() -> N
     assert {f.server for f in result.findings if f.id == "CND-PI-001"} == {"server", "index"}
 
 
+async def test_uploaded_python_is_parsed_once_for_tools_and_handlers() -> None:
+    server = (
+        "import os\nfrom mcp.server.fastmcp import FastMCP\nmcp = FastMCP('x')\n\n"
+        "class Api:\n    @mcp.resource('notes://{name}')\n    def note(self, name: str) -> str:\n"
+        "        return os.popen(name).read()\n"
+    )
+    helper = "import os\n\ndef run(command):\n    os.system(command)\n"
+    inventory = inventory_from_files([_upload("server.py", server), _upload("helper.py", helper)])
+    assert [f.declares_handlers for f in inventory.files] == [True, False]
+    result = await scan(inventory)
+    assert {(f.id, f.file, f.line) for f in result.findings if f.id.startswith("CND-CODE")} == {
+        ("CND-CODE-001", "server.py", 8)
+    }
+
+
 async def test_manifests_and_lockfiles() -> None:
     package = {
         "dependencies": {"left-pad": "*", "evil": "github:someone/evil"},
@@ -97,6 +112,13 @@ async def test_manifests_and_lockfiles() -> None:
     assert ("CND-DEP-001", "requirements.txt:2") in found
     assert ("CND-DEP-002", "requirements.txt:3") in found
     assert not any(loc == "requirements.txt:1" for _id, loc in found)
+
+
+async def test_python_too_deep_to_parse_makes_a_partial_scan() -> None:
+    inventory = inventory_from_files([_upload("deep.py", "x = " + "1 + " * 100_000 + "1\n")])
+    result = await scan(inventory)
+    assert result.partial
+    assert result.errors == ["deep.py: could not parse (RecursionError)"]
 
 
 def test_executables_are_rejected_and_broken_files_make_a_partial_scan() -> None:

@@ -22,6 +22,7 @@ from conduit.scanning.inventory import (
     ServerInventory,
     SourceFile,
 )
+from conduit.scanning.python_source import decorator_name, functions, is_handler, parse
 
 ACCEPTED_SUFFIXES = {".json", ".yaml", ".yml", ".txt", ".py", ".js", ".ts", ".toml", ".mjs", ".cjs", ".lock"}
 LOCKFILES = {
@@ -87,24 +88,27 @@ def inventory_from_files(files: Iterable[UploadedFile], *, target: str | None = 
             raise UnsupportedFile(f"{upload.name}: not a file type the scanner accepts")
         if len(upload.content) > MAX_FILE_BYTES:
             raise UnsupportedFile(f"{upload.name}: larger than {MAX_FILE_BYTES >> 20} MiB")
-        text = upload.content.decode("utf-8", errors="replace")
-        kind = file_kind(upload.name)
-        inventory.files.append(SourceFile(path=upload.name, text=text, kind=kind))
+        source = SourceFile(
+            path=upload.name,
+            text=upload.content.decode("utf-8", errors="replace"),
+            kind=file_kind(upload.name),
+        )
+        inventory.files.append(source)
         try:
-            _parse(inventory, upload.name, text, kind)
+            _parse(inventory, source)
         except (ValueError, yaml.YAMLError, tomllib.TOMLDecodeError, SyntaxError, RecursionError) as exc:
             inventory.partial = True
             inventory.errors.append(f"{upload.name}: could not parse ({type(exc).__name__})")
     return inventory
 
 
-def _parse(inventory: Inventory, name: str, text: str, kind: str) -> None:
-    lower = name.lower()
+def _parse(inventory: Inventory, source: SourceFile) -> None:
+    name, text, kind = source.path, source.text, source.kind
     if kind == "python":
-        _python_tools(inventory, name, text)
+        _python_tools(inventory, source)
     elif kind == "javascript":
         _javascript_tools(inventory, name, text)
-    elif kind == "config" or (kind == "manifest" and lower.endswith(".toml")):
+    elif kind == "config" or (kind == "manifest" and name.lower().endswith(".toml")):
         document = load_document(name, text)
         _document(inventory, name, document)
 
@@ -285,24 +289,15 @@ def _tool_dump(inventory: Inventory, name: str, document: Any) -> bool:
 # --- tool definitions read back from server source ---------------------------------------------
 
 
-def _python_tools(inventory: Inventory, name: str, text: str) -> None:
-    tree = ast.parse(text)
+def _python_tools(inventory: Inventory, source: SourceFile) -> None:
+    defined = list(functions(parse(source.text)))
+    source.declares_handlers = any(is_handler(node) for node in defined)
     tools: list[dict[str, Any]] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
+    for node in defined:
         for decorator in node.decorator_list:
-            call = decorator if isinstance(decorator, ast.Call) else None
-            target = call.func if call else decorator
-            attr = (
-                target.attr
-                if isinstance(target, ast.Attribute)
-                else target.id
-                if isinstance(target, ast.Name)
-                else ""
-            )
-            if attr != "tool":
+            if decorator_name(decorator) != "tool":
                 continue
+            call = decorator if isinstance(decorator, ast.Call) else None
             keywords = {k.arg: k.value for k in call.keywords} if call else {}
             description = _constant(keywords.get("description")) or ast.get_docstring(node) or ""
             tool_name = (
@@ -324,7 +319,9 @@ def _python_tools(inventory: Inventory, name: str, text: str) -> None:
             )
     if tools:
         inventory.servers.append(
-            ServerInventory.from_listing(PurePosixPath(name).stem, {"tools": tools}, source=name)
+            ServerInventory.from_listing(
+                PurePosixPath(source.path).stem, {"tools": tools}, source=source.path
+            )
         )
 
 

@@ -184,6 +184,9 @@ class SourceFile:
     path: str
     text: str
     kind: str  # python | javascript | config | manifest | lockfile | text
+    # Python: whether a function is decorated as an MCP tool, resource or prompt, as found when
+    # the upload was parsed; None when nobody has parsed it. The code check reads only these.
+    declares_handlers: bool | None = None
 
 
 @dataclass

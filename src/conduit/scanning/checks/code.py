@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from conduit.scanning.checks.base import Context
 from conduit.scanning.findings import Category, Check, Confidence, Finding, Severity, check
 from conduit.scanning.inventory import SourceFile
+from conduit.scanning.python_source import functions, is_handler, parse
 
 ANALYZER = "code"
 
@@ -186,21 +187,6 @@ URL_GUARDS = re.compile(
 CONTEXT_PARAMS = {"self", "cls", "ctx", "context"}
 
 
-def _decorated_as_tool(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = (
-            target.attr
-            if isinstance(target, ast.Attribute)
-            else target.id
-            if isinstance(target, ast.Name)
-            else ""
-        )
-        if name in ("tool", "call_tool", "resource", "prompt") or name.endswith("_tool"):
-            return True
-    return False
-
-
 class _Imports(ast.NodeVisitor):
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}
@@ -289,11 +275,28 @@ class _Hit:
     severity: Severity | None = None
 
 
+# Line ends as the parser sees them (not form feeds), each kept with its line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _segment(lines: list[str], node: ast.stmt | ast.expr) -> str | None:
+    """`ast.get_source_segment(source, node)` from the source's lines split once: that function
+    splits the whole source again on every call, which made large files quadratic."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return "".join([head, *lines[first + 1 : last], tail])
+
+
 def _python_hits(
-    function: ast.FunctionDef | ast.AsyncFunctionDef, aliases: dict[str, str], source: str
+    function: ast.FunctionDef | ast.AsyncFunctionDef, aliases: dict[str, str], lines: list[str]
 ) -> Iterator[_Hit]:
     tainted = _tainted_names(function)
-    body = ast.get_source_segment(source, function) or ""
+    body = _segment(lines, function) or ""
     for node in ast.walk(function):
         if not isinstance(node, ast.Call):
             continue
@@ -302,7 +305,7 @@ def _python_hits(
         first = node.args[0] if node.args else None
         first_tainted = first is not None and bool(_names(first) & tainted)
         line = getattr(node, "lineno", function.lineno)
-        text = ast.get_source_segment(source, node) or name
+        text = _segment(lines, node) or name
         if name in SHELL_CALLS and args_tainted:
             yield _Hit(SHELL, line, text)
         elif name in PROCESS_CALLS and args_tainted:
@@ -345,16 +348,19 @@ def _python_hits(
 
 
 def python_findings(source: SourceFile) -> list[Finding]:
+    if source.declares_handlers is False:
+        return []  # the upload parser found no handler: no function here takes a model's arguments
     try:
-        tree = ast.parse(source.text)
-    except (SyntaxError, ValueError):
+        tree = parse(source.text)
+    except (SyntaxError, ValueError, RecursionError):  # as the upload parser: the scan goes on
         return []
     imports = _Imports()
     imports.visit(tree)
+    lines = _LINE.findall(source.text)
     findings = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _decorated_as_tool(node):
-            for hit in _python_hits(node, imports.aliases, source.text):
+    for node in functions(tree):
+        if is_handler(node):
+            for hit in _python_hits(node, imports.aliases, lines):
                 findings.append(
                     hit.declared.finding(
                         evidence=f"{node.name}(): {hit.text}",

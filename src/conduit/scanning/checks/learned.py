@@ -309,10 +309,17 @@ _VERBS = frozenset(
 )
 
 
+@lru_cache(maxsize=8192)
+def _probability(model: Model, sentence: str) -> float:
+    """`model.probability`, once per distinct sentence: tool lists repeat their sentences, and
+    a server scanned again (a rescan, the registry's schedule) mostly repeats all of them."""
+    return model.probability(sentence)
+
+
 def analyze_surface(model: Model, surface: Surface) -> Finding | None:
     probability, sentence = 0.0, ""
     for candidate in _candidates(surface):
-        p = model.probability(candidate)
+        p = _probability(model, candidate)
         if p > probability:
             probability, sentence = p, candidate
     threshold = model.param_threshold if surface.kind in PARAM_KINDS else model.threshold

@@ -85,11 +85,16 @@ PLACEHOLDER = re.compile(
     r"^env:|^op://|^vault:|^secret:",
     re.IGNORECASE,
 )
+CREDENTIAL_WORD = r"api_?key|apikey|secret|token|password|passwd|pwd|credential|private_?key"
 ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_][\w-]*(?:api_?key|apikey|secret|token|password|passwd|pwd|credential|private_?key)[\w-]*)"""
+    rf"""(?P<name>[A-Za-z_][\w-]*(?:{CREDENTIAL_WORD})[\w-]*)"""
     r"""["']?\s*[:=]\s*["'](?P<value>[^"'\s]{8,})["']""",
     re.IGNORECASE,
 )
+# The credential words in a folded text (`prefilter.fold`): where ASSIGNMENT's words match.
+_FOLDED_CREDENTIAL_WORD = re.compile(CREDENTIAL_WORD)
+_NAME_CHAR = re.compile(r"[\w-]")
+_NAME_CHARS = re.compile(r"[\w-]*")
 
 
 def redact(value: str) -> str:
@@ -114,11 +119,40 @@ def looks_secret(value: str) -> bool:
 _PROVIDERS = [(label, Prefiltered(pattern)) for label, pattern in PROVIDERS]
 
 
-def known_secrets(text: str) -> Iterator[tuple[str, re.Match[str]]]:
-    folded = fold(text)  # each format has a literal (`AKIA`, `ghp_`, `eyJ`...): most are skipped
+def known_secrets(text: str, folded: str | None = None) -> Iterator[tuple[str, re.Match[str]]]:
+    """Provider-format credentials in a text; `folded` is `fold(text)` when the caller has it."""
+    if folded is None:
+        folded = fold(text)  # each format has a literal (`AKIA`, `ghp_`, `eyJ`...): most are skipped
     for label, pattern in _PROVIDERS:
         for match in pattern.finditer(text, folded):
             yield label, match
+
+
+def assignments(text: str, folded: str) -> Iterator[re.Match[str]]:
+    """The matches of `ASSIGNMENT.finditer(text)`, trying the regex only where one can start.
+
+    A match's name is a run of name characters (`[\\w-]`) holding a credential word, so it starts
+    in such a run; tried at every position of a text, the regex scanned each long run (a hash, a
+    URL) back and forth, which took seconds on a large file. The words are found in the folded
+    text, as IGNORECASE finds them; positions are tried in order, as `finditer` tries them.
+    """
+    position = 0  # every match starting before this has been yielded
+    for word in _FOLDED_CREDENTIAL_WORD.finditer(folded):
+        if word.start() < position:
+            continue
+        start = word.start()
+        while start > position and _NAME_CHAR.match(text, start - 1):
+            start -= 1
+        run = _NAME_CHARS.match(text, word.start())
+        end = run.end() if run else word.start()
+        for at in range(start, end):
+            match = ASSIGNMENT.match(text, at)
+            if match:
+                yield match
+                position = match.end()
+                break
+        else:
+            position = end
 
 
 def _line(text: str, offset: int) -> int:
@@ -183,7 +217,8 @@ def run(context: Context) -> list[Finding]:
                 match.group(),
             )
     for source in context.inventory.files:
-        for label, match in known_secrets(source.text):
+        folded = fold(source.text)
+        for label, match in known_secrets(source.text, folded):
             add(
                 KNOWN_SECRET.finding(
                     evidence=f"{label}: {redact(match.group())}",
@@ -195,7 +230,7 @@ def run(context: Context) -> list[Finding]:
                 match.group(),
             )
         if source.kind in ("python", "javascript", "config", "text"):
-            for match in ASSIGNMENT.finditer(source.text):
+            for match in assignments(source.text, folded):
                 value = match.group("value")
                 if looks_secret(value) and not NOT_SECRET_NAME.search(match.group("name")):
                     add(
