@@ -127,7 +127,9 @@ async def scan(
     for i, analyzer in enumerate(ANALYZERS):
         name = analyzer.__module__.rsplit(".", 1)[-1]
         await _report(progress, f"Checking {name}", i / steps)
-        findings.extend(analyzer(context))
+        # In a thread: a large upload keeps a check busy for a second or more, and the event
+        # loop (the gateway's relays, in the server) must not wait for it.
+        findings.extend(await asyncio.to_thread(analyzer, context))
     if judge is not None:
         await _report(progress, "Asking the LLM judge", len(ANALYZERS) / steps)
         judged, judge_errors = await judge.review(context.surfaces())
