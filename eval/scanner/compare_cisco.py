@@ -34,6 +34,7 @@ from scan import CISCO_PACKAGE, cisco_env, cisco_venv, cisco_version  # noqa: E4
 SERIOUS = {"HIGH", "MEDIUM"}
 POISONED = ROOT / "data" / "poisoned"
 HARMLESS = ROOT / "data" / "harmless"
+HARMLESS_FRESH = ROOT / "data" / "harmless-fresh"
 
 # Run in Cisco's interpreter: a JSON list of listings in, a JSON list of {location: [severity]} out.
 CISCO_FINDINGS = r"""
@@ -111,9 +112,8 @@ def cisco_poisoned(python: Path, split: str) -> tuple[int, int, int]:
     return serious, anything, len(items)
 
 
-def cisco_harmless(python: Path, split: str) -> tuple[int, int, int]:
-    documents = [json.loads(path.read_text()) for path in sorted(HARMLESS.glob("*.json"))]
-    documents = [d for d in documents if d["split"] == split]
+def cisco_harmless(python: Path, split: str, source: Path | None) -> tuple[int, int, int]:
+    documents = run._harmless_listings(split, source)
     found = cisco_findings(python, documents)
     serious = anything = tools = 0
     for document, findings in zip(documents, found, strict=True):
@@ -128,10 +128,10 @@ def rate(count: int, total: int) -> str:
     return f"{count}/{total} {count / max(1, total):.1%}"
 
 
-async def conduit_counts(split: str, harmless_split: str) -> tuple[str, str]:
+async def conduit_counts(split: str, harmless_split: str, source: Path | None) -> tuple[str, str]:
     path = POISONED / f"{split}.json" if split.startswith("heldout-blind") else None
     detected, attacks, _families = await run.poisoned(split, False, path)
-    flagged, tools, _servers, _server_level = await run.harmless(harmless_split, False)
+    flagged, tools, _servers, _server_level = await run.harmless(harmless_split, False, source)
     return rate(detected, attacks), rate(flagged, tools)
 
 
@@ -145,10 +145,14 @@ def main() -> int:
     args = parser.parse_args()
     venv = cisco_venv(args.cisco_venv)
     python = venv / "bin" / "python"
-    # A blind held-out set (`heldout-blind*.json`, when present) is scored against the held-out
-    # harmless servers.
-    blind = [(path.stem, "heldout") for path in sorted(POISONED.glob("heldout-blind*.json"))]
-    splits = [("dev", "dev"), ("heldout", "heldout"), *blind]
+    # A blind held-out set (`heldout-blind*.json`, when present, less its `-harmless` companion)
+    # is scored against the fresh harmless servers, which nobody tuned on either.
+    blind = [
+        (path.stem, "heldout", HARMLESS_FRESH)
+        for path in sorted(POISONED.glob("heldout-blind*.json"))
+        if not path.stem.endswith("-harmless")
+    ]
+    splits: list[tuple[str, str, Path | None]] = [("dev", "dev", None), ("heldout", "heldout", None), *blind]
     header = (
         "set",
         "scanner",
@@ -158,11 +162,11 @@ def main() -> int:
         "(any severity)",
     )
     rows = []
-    for split, harmless_split in splits:
-        detected, flagged = asyncio.run(conduit_counts(split, harmless_split))
+    for split, harmless_split, source in splits:
+        detected, flagged = asyncio.run(conduit_counts(split, harmless_split, source))
         rows.append((split, "conduit", detected, "", flagged, ""))
         serious, anything, items = cisco_poisoned(python, split)
-        flagged_serious, flagged_any, cisco_tools = cisco_harmless(python, harmless_split)
+        flagged_serious, flagged_any, cisco_tools = cisco_harmless(python, harmless_split, source)
         rows.append(
             (
                 split,
